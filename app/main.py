@@ -1,0 +1,145 @@
+"""The web app: create_app(), the lifespan, HTTP routes and the websocket endpoint."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import plotly
+import torch
+from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
+from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from app import __version__
+from app.config import Settings
+from app.presets import DEFAULT_PRESET, PRESETS
+from app.runner import Outbox
+from app.schemas import ProtocolError, config_schema, parse_client_message
+from app.session import Session
+
+ROOT = Path(__file__).resolve().parent.parent
+PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        torch.set_num_threads(1)  # training threads share 2 cores with the server
+        app.state.settings = settings
+        app.state.sessions = set()
+        app.state.cuda_available = torch.cuda.is_available()
+        yield
+        for session in list(app.state.sessions):
+            session.close()
+
+    app = FastAPI(title="ShiftScope", version=__version__, lifespan=lifespan)
+    app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
+    templates = Jinja2Templates(directory=ROOT / "templates")
+
+    @app.get("/", response_class=HTMLResponse)
+    async def index(request: Request) -> HTMLResponse:
+        return templates.TemplateResponse(
+            request,
+            "index.html",
+            {
+                "version": __version__,
+                "presets": [p.to_wire() for p in PRESETS],
+                "default_preset": DEFAULT_PRESET.id,
+                "schema": config_schema(),
+            },
+        )
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/api/config-schema")
+    async def get_config_schema() -> dict[str, Any]:
+        return config_schema()
+
+    @app.get("/api/presets")
+    async def get_presets() -> list[dict[str, Any]]:
+        return [p.to_wire() for p in PRESETS]
+
+    @app.get("/vendor/plotly.min.js", include_in_schema=False)
+    async def plotly_js() -> FileResponse:
+        # Served from the installed plotly package: no CDN, works offline.
+        return FileResponse(PLOTLY_JS, media_type="text/javascript", headers={"Cache-Control": "max-age=86400"})
+
+    @app.websocket("/ws")
+    async def websocket_endpoint(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await serve_session(websocket, app)
+
+    return app
+
+
+async def serve_session(websocket: WebSocket, app: FastAPI) -> None:
+    """Receive loop for one connection, with a sender task draining the session's outbox."""
+    settings: Settings = app.state.settings
+    loop = asyncio.get_running_loop()
+    wake = asyncio.Event()
+
+    def wake_sender() -> None:  # called from training threads
+        with contextlib.suppress(RuntimeError):  # the loop is closing: nobody to wake
+            loop.call_soon_threadsafe(wake.set)
+
+    outbox = Outbox(wake_sender)
+    session = Session(outbox, app.state.cuda_available)
+    app.state.sessions.add(session)
+    sender = asyncio.create_task(_send_loop(websocket, outbox, wake))
+    outbox.put(
+        {
+            "type": "hello",
+            "version": __version__,
+            "devices": ["cpu", "cuda"] if app.state.cuda_available else ["cpu"],
+            "limits": {"max_message_bytes": settings.max_message_bytes},
+        }
+    )
+    try:
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                break
+            text = message.get("text")
+            try:
+                if text is None:
+                    raise ProtocolError("bad_json", "binary frames are not understood; send JSON text")
+                if len(text) > settings.max_message_bytes:
+                    raise ProtocolError(
+                        "too_large",
+                        f"a message may be at most {settings.max_message_bytes} bytes (got {len(text)})",
+                    )
+                session.handle(parse_client_message(text))
+            except ProtocolError as refusal:
+                outbox.put(refusal.to_wire())
+    except WebSocketDisconnect:
+        pass
+    finally:
+        session.close()
+        app.state.sessions.discard(session)
+        sender.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sender
+
+
+async def _send_loop(websocket: WebSocket, outbox: Outbox, wake: asyncio.Event) -> None:
+    try:
+        while True:
+            await wake.wait()
+            wake.clear()
+            for text in outbox.take():
+                await websocket.send_text(text)
+    except (WebSocketDisconnect, RuntimeError, OSError):
+        return  # the client went away; the receive loop cleans up
+
+
+app = create_app()

@@ -1,0 +1,196 @@
+"""The network: an MLP of Linear -> Norm -> Activation blocks, with the norm layers written out.
+
+The norm layers are written here rather than taken from torch.nn so a learner can read each
+one in a few lines; tests check them against torch.nn's references. No I/O, no training.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from app.spec import RunSpec
+
+EPS = 1e-5
+RMS_EPS = 1e-6
+BATCH_MOMENTUM = 0.1  # weight of the newest batch in the running averages, as torch.nn
+
+
+class BatchNorm(nn.Module):
+    """Per-feature batch mean/variance, normalise, then learned gamma/beta (Ioffe & Szegedy)."""
+
+    def __init__(self, features: int) -> None:
+        super().__init__()
+        self.gamma = nn.Parameter(torch.ones(features))
+        self.beta = nn.Parameter(torch.zeros(features))
+        self.register_buffer("running_mean", torch.zeros(features))
+        self.register_buffer("running_var", torch.ones(features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (batch, features)
+        if self.training:
+            mean = x.mean(dim=0)  # (features,)
+            var = x.var(dim=0, unbiased=False)  # (features,)
+            with torch.no_grad():
+                n = x.shape[0]
+                # torch.nn keeps the unbiased variance in its running average; so do we.
+                unbiased = var * n / (n - 1) if n > 1 else var
+                self.running_mean.lerp_(mean, BATCH_MOMENTUM)
+                self.running_var.lerp_(unbiased, BATCH_MOMENTUM)
+        else:
+            # At inference the batch plays no part: the running averages stand in for it.
+            mean, var = self.running_mean, self.running_var
+        return (x - mean) / torch.sqrt(var + EPS) * self.gamma + self.beta
+
+
+class LayerNorm(nn.Module):
+    """Mean/variance over the features of each example: no coupling between examples (Ba et al.)."""
+
+    def __init__(self, features: int) -> None:
+        super().__init__()
+        self.gamma = nn.Parameter(torch.ones(features))
+        self.beta = nn.Parameter(torch.zeros(features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (batch, features)
+        mean = x.mean(dim=-1, keepdim=True)  # (batch, 1)
+        var = x.var(dim=-1, unbiased=False, keepdim=True)  # (batch, 1)
+        return (x - mean) / torch.sqrt(var + EPS) * self.gamma + self.beta
+
+
+class GroupNorm(nn.Module):
+    """Layer norm within each of `groups` slices of the features (Wu & He)."""
+
+    def __init__(self, features: int, groups: int) -> None:
+        super().__init__()
+        assert features % groups == 0, "groups must divide the features"
+        self.groups = groups
+        self.gamma = nn.Parameter(torch.ones(features))
+        self.beta = nn.Parameter(torch.zeros(features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (batch, features)
+        grouped = x.reshape(x.shape[0], self.groups, -1)  # (batch, groups, features/groups)
+        mean = grouped.mean(dim=-1, keepdim=True)
+        var = grouped.var(dim=-1, unbiased=False, keepdim=True)
+        normed = ((grouped - mean) / torch.sqrt(var + EPS)).reshape_as(x)
+        return normed * self.gamma + self.beta
+
+
+class RMSNorm(nn.Module):
+    """Divide by the root mean square of the features; no re-centring (Zhang & Sennrich)."""
+
+    def __init__(self, features: int) -> None:
+        super().__init__()
+        self.gamma = nn.Parameter(torch.ones(features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (batch, features)
+        rms = torch.sqrt(x.pow(2).mean(dim=-1, keepdim=True) + RMS_EPS)  # (batch, 1)
+        return x / rms * self.gamma
+
+
+class Activation(nn.Module):
+    """The nonlinearity as a module of its own, so probes can hook its input and output."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self.kind = kind
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _ACTIVATIONS[self.kind](x)
+
+    def extra_repr(self) -> str:
+        return self.kind
+
+
+_ACTIVATIONS = {
+    "sigmoid": torch.sigmoid,
+    "tanh": torch.tanh,
+    "relu": F.relu,
+    "gelu": F.gelu,
+    "linear": lambda x: x,
+}
+
+
+def build_norm(kind: str, features: int, groups: int) -> nn.Module:
+    if kind == "batch":
+        return BatchNorm(features)
+    if kind == "layer":
+        return LayerNorm(features)
+    if kind == "group":
+        return GroupNorm(features, groups)
+    if kind == "rms":
+        return RMSNorm(features)
+    assert kind == "none", kind
+    return nn.Identity()
+
+
+class HiddenLayer(nn.Module):
+    """Linear -> Norm -> Activation (norm before), or Linear -> Activation -> Norm (after)."""
+
+    def __init__(self, linear: nn.Linear, norm: nn.Module, act: Activation, norm_first: bool) -> None:
+        super().__init__()
+        self.linear, self.norm, self.act = linear, norm, act
+        self.norm_first = norm_first
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.linear(x)
+        if self.norm_first:
+            return self.act(self.norm(x))
+        return self.norm(self.act(x))
+
+
+class MLP(nn.Module):
+    """`depth` hidden layers of `width` units, then a Linear read-out to the class logits."""
+
+    def __init__(self, hidden: list[HiddenLayer], head: nn.Linear) -> None:
+        super().__init__()
+        self.hidden = nn.ModuleList(hidden)
+        self.head = head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (batch, features)
+        for layer in self.hidden:
+            x = layer(x)
+        return self.head(x)  # (batch, classes)
+
+    @property
+    def layer_names(self) -> list[str]:
+        return [f"layer{i + 1}" for i in range(len(self.hidden))]
+
+
+def build_model(spec: RunSpec, features: int, classes: int) -> MLP:
+    """Build the MLP on the CPU; the same seed gives the same Linear weights for every norm."""
+    gen = torch.Generator().manual_seed(spec.seed)
+    sizes = [features] + [spec.width] * spec.depth + [classes]
+    # All Linear layers are drawn first, in a fixed order, from their own generator: the norm
+    # choice cannot change a single initial weight, which is what makes two runs comparable.
+    linears = [_init_linear(nn.Linear(n_in, n_out), spec, gen) for n_in, n_out in zip(sizes, sizes[1:])]
+    hidden = [
+        HiddenLayer(
+            linear,
+            build_norm(spec.norm, spec.width, spec.groups),
+            Activation(spec.activation),
+            norm_first=spec.norm_position == "before",
+        )
+        for linear in linears[:-1]
+    ]
+    return MLP(hidden, linears[-1])
+
+
+@torch.no_grad()
+def _init_linear(linear: nn.Linear, spec: RunSpec, gen: torch.Generator) -> nn.Linear:
+    fan_out, fan_in = linear.weight.shape
+    if spec.init == "default":
+        bound = 1 / math.sqrt(fan_in)  # what torch.nn.Linear draws by default
+        linear.weight.uniform_(-bound, bound, generator=gen)
+        linear.bias.uniform_(-bound, bound, generator=gen)
+        return linear
+    if spec.init == "xavier":
+        bound = math.sqrt(6 / (fan_in + fan_out))  # Glorot & Bengio's normalised init
+        linear.weight.uniform_(-bound, bound, generator=gen)
+    elif spec.init == "kaiming":
+        linear.weight.normal_(0, math.sqrt(2 / fan_in), generator=gen)  # He et al., for ReLU
+    else:
+        linear.weight.normal_(0, spec.init_std, generator=gen)
+    linear.bias.zero_()
+    return linear

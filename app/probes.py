@@ -1,0 +1,176 @@
+"""Probes: forward hooks on each activation, turned into per-layer histograms and statistics."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from app.model import Activation
+
+PERCENTILES = (0.15, 0.50, 0.85)
+SATURATION_FRACTION = 0.05  # saturated: derivative below 5% of its maximum
+GELU_DEAD_BELOW = -3.0  # GELU(x) > -0.005 and its slope < 0.012 below this: effectively off
+
+
+@dataclass(frozen=True)
+class Histogram:
+    """Uniform-bin histogram of the finite values over their true range, with summary stats."""
+
+    lo: float
+    hi: float
+    counts: list[int]
+    mean: float | None
+    std: float | None  # population std (ddof 0), as numpy.std
+    p15: float | None
+    p50: float | None
+    p85: float | None
+    n: int  # how many finite values were counted
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "lo": self.lo,
+            "hi": self.hi,
+            "counts": self.counts,
+            "mean": self.mean,
+            "std": self.std,
+            "p15": self.p15,
+            "p50": self.p50,
+            "p85": self.p85,
+            "n": self.n,
+        }
+
+
+@dataclass(frozen=True)
+class LayerStats:
+    """What one hidden layer's nonlinearity saw (pre) and produced (post) on one batch."""
+
+    name: str
+    pre: Histogram
+    post: Histogram
+    saturated: float  # fraction of unit-examples with derivative below 5% of its maximum
+    dead: float  # fraction of units off for the whole batch
+    nonfinite: int  # NaN/inf values in pre and post together
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "pre": self.pre.to_wire(),
+            "post": self.post.to_wire(),
+            "saturated": self.saturated,
+            "dead": self.dead,
+            "nonfinite": self.nonfinite,
+        }
+
+
+def histogram_of(values: torch.Tensor, bins: int) -> tuple[Histogram, int]:
+    """Histogram and statistics of the finite entries of `values`; also returns the non-finite count."""
+    flat = values.detach().reshape(-1).float()
+    finite = torch.isfinite(flat)
+    nonfinite = int(flat.numel() - finite.sum().item())
+    if nonfinite:
+        flat = flat[finite]
+    if flat.numel() == 0:
+        return Histogram(0.0, 0.0, [0] * bins, None, None, None, None, None, 0), nonfinite
+    lo_t, hi_t = torch.aminmax(flat)
+    lo, hi = lo_t.item(), hi_t.item()
+    if hi - lo < 1e-12 * max(1.0, abs(lo)) or hi == lo:
+        # A constant tensor (a dead layer, say): a tiny range around the value keeps bins valid.
+        pad = max(1e-6, abs(lo) * 1e-6)
+        lo, hi = lo - pad, hi + pad
+    counts = torch.histc(flat, bins=bins, min=lo, max=hi)
+    q = torch.quantile(flat, torch.tensor(PERCENTILES, device=flat.device))
+    std, mean = torch.std_mean(flat, correction=0)
+    p15, p50, p85 = q.tolist()
+    return (
+        Histogram(
+            lo=lo,
+            hi=hi,
+            counts=[int(c) for c in counts.tolist()],
+            mean=mean.item(),
+            std=std.item(),
+            p15=p15,
+            p50=p50,
+            p85=p85,
+            n=flat.numel(),
+        ),
+        nonfinite,
+    )
+
+
+def saturated_fraction(activation: str, post: torch.Tensor) -> float:
+    """Fraction of entries where the activation's derivative is below 5% of its maximum."""
+    if activation == "sigmoid":
+        slope = post * (1 - post)  # sigma' = sigma (1 - sigma), at most 1/4
+        return _mean_true(slope < SATURATION_FRACTION * 0.25)
+    if activation == "tanh":
+        return _mean_true(1 - post * post < SATURATION_FRACTION)  # tanh' = 1 - tanh^2, at most 1
+    return 0.0
+
+
+def dead_fraction(activation: str, pre: torch.Tensor, post: torch.Tensor) -> float:
+    """Fraction of units (columns) that are off for every example of the batch."""
+    if activation == "relu":
+        return _mean_true((post == 0).all(dim=0))
+    if activation == "gelu":
+        return _mean_true((pre < GELU_DEAD_BELOW).all(dim=0))
+    return 0.0
+
+
+def _mean_true(mask: torch.Tensor) -> float:
+    value = mask.float().mean().item()
+    return 0.0 if math.isnan(value) else value
+
+
+class ActivationProbe:
+    """Forward hooks that keep each activation's input and output while armed.
+
+    Arm it before the forward pass of a step you want to look at; `collect` then turns what the
+    hooks kept into LayerStats and disarms. Call `remove` when the run ends.
+    """
+
+    def __init__(self, model: nn.Module, names: list[str]) -> None:
+        self.armed = False
+        activations = [m for m in model.modules() if isinstance(m, Activation)]
+        assert len(activations) == len(names), (len(activations), names)
+        self.names = names
+        self.kind = activations[0].kind if activations else "linear"
+        self._captured: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * len(names)
+        self._handles = [m.register_forward_hook(self._hook(i)) for i, m in enumerate(activations)]
+
+    def _hook(self, index: int):  # type: ignore[no-untyped-def]
+        def keep(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+            if self.armed:
+                self._captured[index] = (inputs[0].detach(), output.detach())
+
+        return keep
+
+    def collect(self, bins: int) -> list[LayerStats]:
+        self.armed = False
+        layers = []
+        for name, captured in zip(self.names, self._captured):
+            assert captured is not None, "collect() needs an armed forward pass first"
+            pre, post = captured
+            pre_hist, pre_bad = histogram_of(pre, bins)
+            post_hist, post_bad = histogram_of(post, bins)
+            layers.append(
+                LayerStats(
+                    name=name,
+                    pre=pre_hist,
+                    post=post_hist,
+                    saturated=saturated_fraction(self.kind, post),
+                    dead=dead_fraction(self.kind, pre, post),
+                    nonfinite=pre_bad + post_bad,
+                )
+            )
+        self._captured = [None] * len(self.names)
+        return layers
+
+    def remove(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+        self._captured = [None] * len(self.names)

@@ -1,0 +1,45 @@
+"""RunSpec: the typed, already-validated description of one training run.
+
+The web boundary (`schemas.RunConfig`) validates untrusted JSON and turns it into a RunSpec;
+everything below the runner takes a RunSpec and trusts it.
+
+    spec = RunSpec(depth=10, activation="sigmoid", norm="batch", lr=0.5)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Dataset = Literal["spiral", "moons", "circles", "xor", "gaussian", "digits"]
+Activation = Literal["sigmoid", "tanh", "relu", "gelu", "linear"]
+Norm = Literal["none", "batch", "layer", "group", "rms"]
+NormPosition = Literal["before", "after"]
+Init = Literal["default", "xavier", "kaiming", "normal"]
+Optimizer = Literal["sgd", "momentum", "adam"]
+Device = Literal["auto", "cpu", "cuda"]
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run: data, network, optimiser and probing cadence."""
+
+    dataset: Dataset = "digits"
+    noise: float = 0.1  # std of the noise added to the 2-D sets
+    depth: int = 8  # hidden layers
+    width: int = 64  # units per hidden layer
+    activation: Activation = "sigmoid"
+    norm: Norm = "none"
+    groups: int = 8  # group norm's groups; divides width
+    norm_position: NormPosition = "before"  # before: Linear -> Norm -> Act (Ioffe & Szegedy)
+    init: Init = "default"  # default: PyTorch's U(+-1/sqrt(fan_in)) for weights and biases
+    init_std: float = 1.0  # std of the "normal" init
+    optimizer: Optimizer = "sgd"  # "momentum" is SGD with momentum 0.9
+    lr: float = 0.1
+    batch_size: int = 64
+    steps: int = 2000
+    seed: int = 0  # same seed: same data, data order and initial Linear weights
+    device: Device = "auto"  # auto takes a GPU when torch sees one
+    emit_every: int = 5  # training steps between frames
+    bins: int = 64  # histogram bins
+    eval_every: int = 100  # steps between test-accuracy measurements (eval mode)
