@@ -1,6 +1,6 @@
 """Settings: process-wide configuration from the environment (prefix SHIFTSCOPE_).
 
-    SHIFTSCOPE_PORT=9000 SHIFTSCOPE_HOST=0.0.0.0 make run
+SHIFTSCOPE_PORT=9000 SHIFTSCOPE_HOST=0.0.0.0 make run
 """
 
 from __future__ import annotations

@@ -72,7 +72,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/vendor/plotly.min.js", include_in_schema=False)
     async def plotly_js() -> FileResponse:
         # Served from the installed plotly package: no CDN, works offline.
-        return FileResponse(PLOTLY_JS, media_type="text/javascript", headers={"Cache-Control": "max-age=86400"})
+        return FileResponse(
+            PLOTLY_JS, media_type="text/javascript", headers={"Cache-Control": "max-age=86400"}
+        )
 
     @app.websocket("/ws")
     async def websocket_endpoint(websocket: WebSocket) -> None:

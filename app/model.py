@@ -7,6 +7,8 @@ one in a few lines; tests check them against torch.nn's references. No I/O, no t
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from itertools import pairwise
 
 import torch
 from torch import nn
@@ -21,6 +23,9 @@ BATCH_MOMENTUM = 0.1  # weight of the newest batch in the running averages, as t
 
 class BatchNorm(nn.Module):
     """Per-feature batch mean/variance, normalise, then learned gamma/beta (Ioffe & Szegedy)."""
+
+    running_mean: torch.Tensor
+    running_var: torch.Tensor
 
     def __init__(self, features: int) -> None:
         super().__init__()
@@ -103,7 +108,7 @@ class Activation(nn.Module):
         return self.kind
 
 
-_ACTIVATIONS = {
+_ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "sigmoid": torch.sigmoid,
     "tanh": torch.tanh,
     "relu": F.relu,
@@ -164,7 +169,7 @@ def build_model(spec: RunSpec, features: int, classes: int) -> MLP:
     sizes = [features] + [spec.width] * spec.depth + [classes]
     # All Linear layers are drawn first, in a fixed order, from their own generator: the norm
     # choice cannot change a single initial weight, which is what makes two runs comparable.
-    linears = [_init_linear(nn.Linear(n_in, n_out), spec, gen) for n_in, n_out in zip(sizes, sizes[1:])]
+    linears = [_init_linear(nn.Linear(n_in, n_out), spec, gen) for n_in, n_out in pairwise(sizes)]
     hidden = [
         HiddenLayer(
             linear,

@@ -93,7 +93,7 @@ PRESETS: tuple[Preset, ...] = (
     Preset(
         id="relu-dying",
         title="ReLU without norm: dying units",
-        summary="Eight ReLU layers, default init, SGD at learning rate 0.5, no normalization.",
+        summary="Eight ReLU layers, Xavier init, SGD at learning rate 0.5, no normalization.",
         look_for="The dead fraction climbs layer by layer: units whose pre-activation went negative "
         "for every example output 0, get no gradient, and never come back.",
         question="Why can a dead ReLU unit not recover by itself? Would batch norm's beta help?",
@@ -102,6 +102,7 @@ PRESETS: tuple[Preset, ...] = (
             depth=8,
             width=64,
             activation="relu",
+            init="xavier",
             optimizer="sgd",
             lr=0.5,
             steps=2000,

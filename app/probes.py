@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -141,7 +142,7 @@ class ActivationProbe:
         self._captured: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * len(names)
         self._handles = [m.register_forward_hook(self._hook(i)) for i, m in enumerate(activations)]
 
-    def _hook(self, index: int):  # type: ignore[no-untyped-def]
+    def _hook(self, index: int) -> Callable[[nn.Module, tuple[torch.Tensor, ...], torch.Tensor], None]:
         def keep(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
             if self.armed:
                 self._captured[index] = (inputs[0].detach(), output.detach())
@@ -151,7 +152,7 @@ class ActivationProbe:
     def collect(self, bins: int) -> list[LayerStats]:
         self.armed = False
         layers = []
-        for name, captured in zip(self.names, self._captured):
+        for name, captured in zip(self.names, self._captured, strict=True):
             assert captured is not None, "collect() needs an armed forward pass first"
             pre, post = captured
             pre_hist, pre_bad = histogram_of(pre, bins)

@@ -3,8 +3,8 @@ outbox that keeps control messages in order but only the newest unsent frame."""
 
 from __future__ import annotations
 
+import logging
 import threading
-import traceback
 from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict
@@ -16,6 +16,7 @@ import torch
 from app.spec import RunSpec
 from app.training import Trainer
 
+logger = logging.getLogger(__name__)
 
 
 def encode(message: dict[str, Any]) -> str:
@@ -159,7 +160,7 @@ class Run:
             self.step = trainer.step
             self._state(trainer.outcome or "stopped")
         except Exception as exc:  # a run may fail; the server and the connection must not
-            traceback.print_exc()
+            logger.exception("run %s failed", self.run_id)
             self._emit(
                 {
                     "type": "error",

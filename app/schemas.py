@@ -143,6 +143,15 @@ def parse_run_config(config: dict[str, Any]) -> RunConfig:
         raise ProtocolError("invalid_config", _summary(errors), errors) from None
 
 
+_TYPE_WORDS = {
+    "int_type": "an integer",
+    "int_from_float": "an integer",
+    "float_type": "a number",
+    "bool_type": "true or false",
+    "string_type": "a string",
+    "dict_type": "an object",
+    "model_type": "an object",
+}
 _LIMIT_WORDS = {"ge": "≥", "gt": ">", "le": "≤", "lt": "<"}
 
 
@@ -152,8 +161,10 @@ def describe_errors(exc: ValidationError) -> list[dict[str, str]]:
     for err in exc.errors(include_url=False):
         loc = [str(part) for part in err["loc"]]
         # A tagged union puts the tag in the location ("start.config"): keep the field path only.
-        if loc and err.get("type") != "union_tag_invalid" and loc[0] in _TAGS:
+        if loc and loc[0] in _TAGS:
             loc = loc[1:]
+        if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            loc = ["type"]
         field = ".".join(loc) or "config"
         out.append({"field": field, "message": _message(field, err)})
     return out
@@ -174,10 +185,13 @@ def _message(field: str, err: Any) -> str:
         return f"{field} is not a known field"
     if kind == "missing":
         return f"{field} is required"
+    if kind in _TYPE_WORDS:
+        return f"{field} must be {_TYPE_WORDS[kind]}{got}"
     if kind == "finite_number":
         return f"{field} must be a finite number{got}"
     if kind in ("union_tag_invalid", "union_tag_not_found"):
-        return f"type must be one of {', '.join(sorted(_TAGS))}{got}"
+        tag = ctx.get("tag")
+        return f"type must be one of {', '.join(sorted(_TAGS))}" + (f" (got {tag!r})" if tag else "")
     if kind == "value_error":
         return str(ctx.get("error", err["msg"]))
     return f"{field}: {err['msg']}{got}"

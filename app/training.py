@@ -175,7 +175,7 @@ class Trainer:
         x, y = self.x_train[idx], self.y_train[idx]
         probe.armed = True
         logits = self.model(x)
-        for saved, live in zip(buffers, self.model.buffers()):
+        for saved, live in zip(buffers, self.model.buffers(), strict=True):
             live.copy_(saved)
         loss = F.cross_entropy(logits, y)
         return self._snapshot(probe, loss, logits, y, 0.0, evaluate=True)

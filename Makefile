@@ -1,0 +1,52 @@
+# ShiftScope: `make run` serves the lab, `make test` runs lint, types and the whole test suite.
+# Both create .venv and install what they need on first use.
+
+PYTHON ?= python3
+VENV ?= .venv
+HOST ?= 127.0.0.1
+PORT ?= 8000
+# A CPU build of torch 2.13.0 lies on this project's machines; elsewhere pip fetches it.
+TORCH_SPEC ?= torch==2.13.0
+
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check
+
+.PHONY: run test lint typecheck pytest bench install install-dev clean
+
+run: $(VENV)/.installed
+	SHIFTSCOPE_HOST=$(HOST) SHIFTSCOPE_PORT=$(PORT) $(PY) -m app
+
+test: $(VENV)/.installed-dev lint typecheck pytest
+
+lint: $(VENV)/.installed-dev
+	$(PY) -m ruff check app tests bench
+	$(PY) -m ruff format --check app tests bench
+	$(VENV)/bin/hadolint Dockerfile
+
+typecheck: $(VENV)/.installed-dev
+	$(PY) -m mypy
+
+pytest: $(VENV)/.installed-dev
+	$(PY) -m pytest
+
+bench: $(VENV)/.installed-dev
+	$(PY) bench/bench_training.py
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(PY)
+	$(PIP) install -q "$(TORCH_SPEC)"
+	$(PIP) install -q -e .
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed pyproject.toml
+	$(PIP) install -q -e ".[dev]"
+	touch $@
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

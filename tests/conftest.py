@@ -1,0 +1,56 @@
+"""Shared fixtures: a real uvicorn server running the real app, in this process."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+import torch
+import uvicorn
+from fastapi import FastAPI
+
+from app.config import Settings
+from app.main import create_app
+
+torch.set_num_threads(1)
+
+
+@dataclass
+class LiveServer:
+    """A uvicorn server on a free loopback port, serving `app`."""
+
+    app: FastAPI
+    port: int
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+
+@pytest.fixture(scope="module")
+def live_server() -> Iterator[LiveServer]:
+    app = create_app(Settings())
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=0, log_level="warning", ws_per_message_deflate=False, lifespan="on"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="test-uvicorn", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not (server.started and server.servers):
+        assert thread.is_alive(), "the server thread died while starting"
+        assert time.monotonic() < deadline, "the server did not start within 30 s"
+        time.sleep(0.02)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    assert httpx.get(f"http://127.0.0.1:{port}/healthz").json() == {"status": "ok"}
+    yield LiveServer(app, port)
+    server.should_exit = True
+    thread.join(timeout=15)

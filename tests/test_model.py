@@ -1,0 +1,151 @@
+"""The hand-written norm layers against torch.nn, and the builder's seeding promises."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from app.model import EPS, RMS_EPS, Activation, BatchNorm, GroupNorm, LayerNorm, RMSNorm, build_model
+from app.spec import RunSpec
+
+
+def _randomise_affine(ours: nn.Module, ref: nn.Module, gen: torch.Generator) -> None:
+    with torch.no_grad():
+        gamma = torch.randn(ours.gamma.shape, generator=gen)
+        ours.gamma.copy_(gamma)
+        ref.weight.copy_(gamma)
+        if hasattr(ours, "beta"):
+            beta = torch.randn(ours.beta.shape, generator=gen)
+            ours.beta.copy_(beta)
+            ref.bias.copy_(beta)
+
+
+def test_batch_norm_matches_torch_in_training_and_eval() -> None:
+    gen = torch.Generator().manual_seed(1)
+    ours, ref = BatchNorm(12), nn.BatchNorm1d(12, eps=EPS, momentum=0.1)
+    _randomise_affine(ours, ref, gen)
+    for _ in range(5):  # running averages accumulate over several batches
+        x = torch.randn(32, 12, generator=gen) * 3 + 1.5
+        torch.testing.assert_close(ours(x), ref(x))
+    torch.testing.assert_close(ours.running_mean, ref.running_mean)
+    torch.testing.assert_close(ours.running_var, ref.running_var)
+    ours.eval()
+    ref.eval()
+    x = torch.randn(7, 12, generator=gen)
+    torch.testing.assert_close(ours(x), ref(x))
+
+
+def test_batch_norm_gradients_match_torch() -> None:
+    gen = torch.Generator().manual_seed(2)
+    ours, ref = BatchNorm(6), nn.BatchNorm1d(6, eps=EPS)
+    _randomise_affine(ours, ref, gen)
+    x = torch.randn(16, 6, generator=gen)
+    x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
+    weights = torch.randn(16, 6, generator=gen)
+    (ours(x1) * weights).sum().backward()
+    (ref(x2) * weights).sum().backward()
+    torch.testing.assert_close(x1.grad, x2.grad)
+    torch.testing.assert_close(ours.gamma.grad, ref.weight.grad)
+
+
+def test_layer_norm_matches_torch() -> None:
+    gen = torch.Generator().manual_seed(3)
+    ours, ref = LayerNorm(20), nn.LayerNorm(20, eps=EPS)
+    _randomise_affine(ours, ref, gen)
+    x = torch.randn(9, 20, generator=gen) * 5 - 2
+    torch.testing.assert_close(ours(x), ref(x))
+
+
+def test_layer_norm_has_no_batch_coupling() -> None:
+    norm = LayerNorm(8)
+    x = torch.randn(4, 8)
+    torch.testing.assert_close(norm(x)[:1], norm(x[:1]))
+
+
+@pytest.mark.parametrize("groups", [1, 4, 8])
+def test_group_norm_matches_torch(groups: int) -> None:
+    gen = torch.Generator().manual_seed(4)
+    ours, ref = GroupNorm(16, groups), nn.GroupNorm(groups, 16, eps=EPS)
+    _randomise_affine(ours, ref, gen)
+    x = torch.randn(5, 16, generator=gen) * 2 + 0.7
+    torch.testing.assert_close(ours(x), ref(x))
+
+
+def test_rms_norm_matches_its_formula_and_torch() -> None:
+    gen = torch.Generator().manual_seed(5)
+    ours, ref = RMSNorm(10), nn.RMSNorm(10, eps=RMS_EPS)
+    _randomise_affine(ours, ref, gen)
+    x = torch.randn(6, 10, generator=gen) * 3 + 1
+    by_formula = x / torch.sqrt((x**2).mean(dim=1, keepdim=True) + RMS_EPS) * ours.gamma
+    torch.testing.assert_close(ours(x), by_formula)
+    torch.testing.assert_close(ours(x), ref(x))
+    # RMS norm does not re-centre: a shifted input keeps a non-zero mean.
+    assert ours(torch.full((2, 10), 3.0)).mean().item() == pytest.approx(ours.gamma.mean().item(), rel=1e-4)
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "tanh", "relu", "gelu", "linear"])
+def test_activation_module_applies_its_function(activation: str) -> None:
+    x = torch.linspace(-4, 4, 33)
+    expected = {
+        "sigmoid": torch.sigmoid(x),
+        "tanh": torch.tanh(x),
+        "relu": torch.relu(x),
+        "gelu": nn.functional.gelu(x),
+        "linear": x,
+    }[activation]
+    torch.testing.assert_close(Activation(activation)(x), expected)
+
+
+def _linear_weights(spec: RunSpec) -> list[torch.Tensor]:
+    model = build_model(spec, features=64, classes=10)
+    return [
+        p.detach().clone() for m in model.modules() if isinstance(m, nn.Linear) for p in (m.weight, m.bias)
+    ]
+
+
+@pytest.mark.parametrize("init", ["default", "xavier", "kaiming", "normal"])
+def test_same_seed_same_initial_linear_weights_whatever_the_norm(init: str) -> None:
+    base = _linear_weights(RunSpec(seed=11, init=init, norm="none", depth=5, width=32))
+    for norm in ["batch", "layer", "group", "rms"]:
+        for position in ["before", "after"]:
+            other = _linear_weights(
+                RunSpec(seed=11, init=init, norm=norm, norm_position=position, depth=5, width=32)
+            )
+            assert len(other) == len(base)
+            for a, b in zip(base, other, strict=True):
+                assert torch.equal(a, b), (norm, position)
+    different_seed = _linear_weights(RunSpec(seed=12, init=init, depth=5, width=32))
+    assert not torch.equal(base[0], different_seed[0])
+
+
+def test_init_schemes_have_their_scales() -> None:
+    width = 512
+    for init, expected_std in [
+        ("xavier", math.sqrt(2 / (width + width))),  # U(+-a) has std a/sqrt(3)
+        ("kaiming", math.sqrt(2 / width)),
+        ("normal", 0.37),
+        ("default", 1 / math.sqrt(3 * width)),
+    ]:
+        model = build_model(RunSpec(init=init, init_std=0.37, depth=2, width=width), 64, 10)
+        weight = model.hidden[1].linear.weight
+        assert weight.std().item() == pytest.approx(expected_std, rel=0.03), init
+
+
+def test_norm_position_orders_the_layer() -> None:
+    x = torch.randn(32, 64)
+    before = build_model(RunSpec(norm="layer", norm_position="before", activation="relu", depth=1), 64, 10)
+    after = build_model(RunSpec(norm="layer", norm_position="after", activation="relu", depth=1), 64, 10)
+    layer_b, layer_a = before.hidden[0], after.hidden[0]
+    torch.testing.assert_close(layer_b(x), torch.relu(layer_b.norm(layer_b.linear(x))))
+    torch.testing.assert_close(layer_a(x), layer_a.norm(torch.relu(layer_a.linear(x))))
+    # Norm after ReLU re-centres each example: its mean over features is 0.
+    assert layer_a(x).mean(dim=1).abs().max().item() < 1e-5
+
+
+def test_model_shapes_and_layer_names() -> None:
+    model = build_model(RunSpec(depth=7, width=24), features=2, classes=2)
+    assert model(torch.randn(5, 2)).shape == (5, 2)
+    assert model.layer_names == [f"layer{i}" for i in range(1, 8)]
