@@ -43,6 +43,7 @@ _DEEP_SIGMOID = RunSpec(
     batch_size=64,
     steps=3000,
     emit_every=5,
+    max_steps_per_s=300,  # ten seconds to watch the layers drift apart
 )
 _DEEP_RELU = RunSpec(
     dataset="digits",
@@ -55,6 +56,7 @@ _DEEP_RELU = RunSpec(
     batch_size=64,
     steps=1500,
     emit_every=5,
+    max_steps_per_s=150,
 )
 
 PRESETS: tuple[Preset, ...] = (
@@ -107,6 +109,7 @@ PRESETS: tuple[Preset, ...] = (
             lr=0.5,
             steps=2000,
             emit_every=5,
+            max_steps_per_s=200,
         ),
     ),
     Preset(
@@ -129,6 +132,7 @@ PRESETS: tuple[Preset, ...] = (
             steps=3000,
             emit_every=10,
             eval_every=100,
+            max_steps_per_s=300,
         ),
     ),
     Preset(
@@ -151,6 +155,7 @@ PRESETS: tuple[Preset, ...] = (
             batch_size=60,
             steps=3000,
             emit_every=10,
+            max_steps_per_s=200,
         ),
     ),
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict
@@ -153,10 +154,14 @@ class Run:
                 }
             )
             self._state("running")
+            pace = Pace(self.spec.max_steps_per_s)
             for snapshot in trainer.run(self._stop):
                 self.step = snapshot.step
                 self._emit(snapshot.to_wire(), is_frame=True)
-                self._wait_while_paused()
+                if self._wait_while_paused():
+                    pace.restart(snapshot.step)
+                else:
+                    pace.hold(snapshot.step, self._stop)
             self.step = trainer.step
             self._state(trainer.outcome or "stopped")
         except Exception as exc:  # a run may fail; the server and the connection must not
@@ -174,12 +179,13 @@ class Run:
             self.trainer = None  # drop the model and data as soon as the run ends
             self.finished.set()
 
-    def _wait_while_paused(self) -> None:
+    def _wait_while_paused(self) -> bool:
+        """Block while paused (a requested step lets one frame through); True if it paused."""
         with self._cond:
             if self._step_budget > 0:
                 self._step_budget -= 1  # this frame was the requested step
             if not self._paused or self._stop.is_set():
-                return
+                return False
             self._state("paused")
             self._waiting = True
             while self._paused and self._step_budget == 0 and not self._stop.is_set():
@@ -187,3 +193,25 @@ class Run:
             self._waiting = False
             if not self._paused and not self._stop.is_set():
                 self._state("running")
+            return True
+
+
+class Pace:
+    """Holds a run to at most `steps_per_s` (0: no limit), measured from the last (re)start."""
+
+    def __init__(self, steps_per_s: int) -> None:
+        self.steps_per_s = steps_per_s
+        self.restart(0)
+
+    def restart(self, step: int) -> None:
+        self._anchor_step, self._anchor_time = step, time.perf_counter()
+
+    def hold(self, step: int, stop: threading.Event) -> None:
+        if self.steps_per_s <= 0:
+            return
+        due = self._anchor_time + (step - self._anchor_step) / self.steps_per_s
+        delay = due - time.perf_counter()
+        if delay > 0:
+            stop.wait(delay)  # a stop cuts the wait short
+        elif delay < -0.25:
+            self.restart(step)  # fell behind (a slow machine): do not sprint to catch up

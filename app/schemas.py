@@ -53,6 +53,9 @@ class RunConfig(BaseModel):
     eval_every: int = Field(
         _DEFAULT.eval_every, ge=1, le=100_000, description="steps between test-accuracy checks"
     )
+    max_steps_per_s: int = Field(
+        _DEFAULT.max_steps_per_s, ge=0, le=100_000, description="pace for watching; 0 = unlimited"
+    )
 
     @field_validator("groups")
     @classmethod

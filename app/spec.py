@@ -43,3 +43,4 @@ class RunSpec:
     emit_every: int = 5  # training steps between frames
     bins: int = 64  # histogram bins
     eval_every: int = 100  # steps between test-accuracy measurements (eval mode)
+    max_steps_per_s: int = 0  # pace the run for human eyes; 0 = as fast as the machine goes

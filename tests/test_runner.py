@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import orjson
 
-from app.runner import Outbox, Run
+from app.runner import Outbox, Pace, Run
 from app.spec import RunSpec
 
 
@@ -111,3 +112,17 @@ def test_a_failing_run_reports_failed_and_frees_its_thread(monkeypatch) -> None:
     assert error["code"] == "run_failed" and "MemoryError" in error["message"]
     assert rec.wait_for(lambda m: m.get("state") == "failed")
     assert run.join(timeout=10)
+
+
+def test_pace_holds_a_run_to_its_rate_and_a_stop_cuts_the_wait() -> None:
+    pace = Pace(steps_per_s=100)
+    stop = threading.Event()
+    start = time.perf_counter()
+    pace.hold(20, stop)  # 20 steps at 100/s are due 0.2 s after the anchor
+    assert time.perf_counter() - start >= 0.2
+    stop.set()
+    cut = time.perf_counter()
+    pace.hold(10_000, stop)  # due in 100 s, but stopped
+    assert time.perf_counter() - cut < 5
+    unlimited = Pace(steps_per_s=0)
+    unlimited.hold(10**9, threading.Event())  # returns at once: nothing to wait for
