@@ -38,6 +38,32 @@ def test_batch_norm_matches_torch_in_training_and_eval() -> None:
     torch.testing.assert_close(ours(x), ref(x))
 
 
+def test_batch_norm_is_its_formula() -> None:
+    gen = torch.Generator().manual_seed(6)
+    norm = BatchNorm(5)
+    with torch.no_grad():
+        norm.gamma.copy_(torch.randn(5, generator=gen))
+        norm.beta.copy_(torch.randn(5, generator=gen))
+    x = torch.randn(40, 5, generator=gen) * 4 - 3
+    mean, var = x.mean(dim=0), x.var(dim=0, unbiased=False)
+    expected = (x - mean) / torch.sqrt(var + EPS) * norm.gamma + norm.beta
+    torch.testing.assert_close(norm(x), expected)
+    # running averages: 10% of the way to the batch mean and the unbiased batch variance
+    torch.testing.assert_close(norm.running_mean, 0.1 * mean)
+    torch.testing.assert_close(norm.running_var, 0.9 + 0.1 * x.var(dim=0, unbiased=True))
+
+
+def test_batch_norm_of_one_example_gives_beta() -> None:
+    norm = BatchNorm(4)
+    with torch.no_grad():
+        norm.beta.copy_(torch.tensor([1.0, -2.0, 0.5, 0.0]))
+    x = torch.randn(1, 4, requires_grad=True)
+    out = norm(x)
+    torch.testing.assert_close(out, norm.beta.detach()[None])
+    out.sum().backward()  # still part of the graph
+    assert x.grad is not None and torch.count_nonzero(x.grad) == 0
+
+
 def test_batch_norm_gradients_match_torch() -> None:
     gen = torch.Generator().manual_seed(2)
     ours, ref = BatchNorm(6), nn.BatchNorm1d(6, eps=EPS)
@@ -57,6 +83,18 @@ def test_layer_norm_matches_torch() -> None:
     _randomise_affine(ours, ref, gen)
     x = torch.randn(9, 20, generator=gen) * 5 - 2
     torch.testing.assert_close(ours(x), ref(x))
+
+
+def test_layer_and_group_norm_are_their_formulas() -> None:
+    gen = torch.Generator().manual_seed(7)
+    x = torch.randn(6, 12, generator=gen) * 2 + 1
+    mean, var = x.mean(dim=1, keepdim=True), x.var(dim=1, unbiased=False, keepdim=True)
+    torch.testing.assert_close(LayerNorm(12)(x), (x - mean) / torch.sqrt(var + EPS))
+    grouped = x.reshape(6, 3, 4)  # 3 groups of 4 features
+    g_mean, g_var = grouped.mean(dim=2, keepdim=True), grouped.var(dim=2, unbiased=False, keepdim=True)
+    expected = ((grouped - g_mean) / torch.sqrt(g_var + EPS)).reshape(6, 12)
+    torch.testing.assert_close(GroupNorm(12, 3)(x), expected)
+    torch.testing.assert_close(GroupNorm(12, 1)(x), LayerNorm(12)(x))
 
 
 def test_layer_norm_has_no_batch_coupling() -> None:
