@@ -1,19 +1,48 @@
 """Settings: process-wide configuration from the environment (prefix SHIFTSCOPE_).
 
 SHIFTSCOPE_PORT=9000 SHIFTSCOPE_HOST=0.0.0.0 make run
+SHIFTSCOPE_ALLOWED_ORIGINS='["https://lab.example.org"]' SHIFTSCOPE_ACCESS_TOKEN=s3cret make run
 """
 
 from __future__ import annotations
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 
 
 class Settings(BaseSettings):
-    """Where the app listens and the limits it enforces."""
+    """Where the app listens, who may connect, and the limits it enforces."""
 
     model_config = SettingsConfigDict(env_prefix="SHIFTSCOPE_", extra="ignore")
 
-    host: str = "127.0.0.1"  # the container sets 0.0.0.0 explicitly
+    host: str = "127.0.0.1"  # loopback by default; the container opts in to 0.0.0.0
     port: int = 8000
-    max_message_bytes: int = 64 * 1024  # larger client messages are refused
     log_level: str = "info"
+
+    # Who may connect. Browsers always send Origin: same-origin pages and these exact origins
+    # may open the websocket; "null" and look-alikes may not. Clients without an Origin header
+    # (scripts, not browsers) are allowed: they cannot ride a visitor's browser.
+    allowed_origins: list[str] = Field(default_factory=list)
+    # Host names the server answers to (DNS-rebinding defence). Empty: loopback names when bound
+    # to loopback, any host when bound to another interface (a LAN or a container).
+    allowed_hosts: list[str] = Field(default_factory=list)
+    access_token: str | None = None  # when set, the websocket needs ?token=... to connect
+
+    # Hostile or careless clients.
+    max_message_bytes: int = 64 * 1024  # larger messages get a policy close
+    max_messages_per_s: float = 20.0  # sustained rate per connection; floods get a policy close
+    message_burst: int = 40  # messages allowed at once before the rate applies
+    idle_timeout_s: float = 1800.0  # a connection with no run and no message this long is closed
+    max_run_seconds: float = 1800.0  # wall-clock limit of one run, pauses included (state timeout)
+
+    # A run's cost, checked before anything is allocated.
+    max_parameters: int = 8_000_000  # 24 x 512 hidden layers is ~6.3 M
+    max_activation_values: int = 16_000_000  # batch x width x depth held for the backward pass
+    max_train_flops: float = 5e13  # ~6 x parameters x batch x steps; ~30 min of one core
+
+    def trusted_hosts(self) -> list[str]:
+        if self.allowed_hosts:
+            return self.allowed_hosts
+        return list(LOOPBACK_HOSTS) if self.host in LOOPBACK_HOSTS else ["*"]

@@ -11,16 +11,18 @@ from typing import Any
 
 import plotly
 import torch
-from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
+from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect, status
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from app import __version__
 from app.config import Settings
 from app.presets import DEFAULT_PRESET, PRESETS
-from app.runner import Outbox
+from app.runner import Outbox, encode
 from app.schemas import ProtocolError, config_schema, parse_client_message
+from app.security import RateLimit, origin_allowed, token_valid
 from app.session import Session
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,6 +43,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             session.close()
 
     app = FastAPI(title="ShiftScope", version=__version__, lifespan=lifespan)
+    # Covers websockets too (Host only): a DNS-rebinding page cannot reach a loopback server.
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.trusted_hosts())
     app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
     templates = Jinja2Templates(directory=ROOT / "templates")
 
@@ -78,6 +82,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.websocket("/ws")
     async def websocket_endpoint(websocket: WebSocket) -> None:
+        # Checked before accept: a refused handshake gets HTTP 403 and no session exists.
+        if not origin_allowed(
+            websocket.headers.get("origin"), websocket.headers.get("host"), settings.allowed_origins
+        ):
+            await websocket.close(code=status.WS_1008_POLICY_VIOLATION, reason="origin not allowed")
+            return
+        if not token_valid(websocket.query_params.get("token"), settings.access_token):
+            await websocket.close(code=status.WS_1008_POLICY_VIOLATION, reason="access token required")
+            return
         await websocket.accept()
         await serve_session(websocket, app)
 
@@ -95,7 +108,8 @@ async def serve_session(websocket: WebSocket, app: FastAPI) -> None:
             loop.call_soon_threadsafe(wake.set)
 
     outbox = Outbox(wake_sender)
-    session = Session(outbox, app.state.cuda_available)
+    session = Session(outbox, app.state.cuda_available, settings)
+    limiter = RateLimit(settings.max_messages_per_s, settings.message_burst)
     app.state.sessions.add(session)
     sender = asyncio.create_task(_send_loop(websocket, outbox, wake))
     outbox.put(
@@ -103,23 +117,37 @@ async def serve_session(websocket: WebSocket, app: FastAPI) -> None:
             "type": "hello",
             "version": __version__,
             "devices": ["cpu", "cuda"] if app.state.cuda_available else ["cpu"],
-            "limits": {"max_message_bytes": settings.max_message_bytes},
+            "limits": {
+                "max_message_bytes": settings.max_message_bytes,
+                "max_messages_per_s": settings.max_messages_per_s,
+                "max_run_seconds": settings.max_run_seconds,
+            },
         }
     )
     try:
         while True:
-            message = await websocket.receive()
+            try:
+                message = await asyncio.wait_for(websocket.receive(), settings.idle_timeout_s)
+            except TimeoutError:
+                if session.run is not None and session.run.active:
+                    continue  # watching a run is not idling
+                await _policy_close(websocket, outbox, sender, "idle", "closed after a long idle time")
+                break
             if message["type"] == "websocket.disconnect":
                 break
             text = message.get("text")
+            if not limiter.allow():
+                limit = f"at most {settings.max_messages_per_s:g} messages a second"
+                await _policy_close(websocket, outbox, sender, "rate_limited", f"too many messages: {limit}")
+                break
+            size = len(text.encode()) if text is not None else len(message.get("bytes") or b"")
+            if size > settings.max_message_bytes:
+                limit = f"a message may be at most {settings.max_message_bytes} bytes (got {size})"
+                await _policy_close(websocket, outbox, sender, "too_large", limit)
+                break
             try:
                 if text is None:
                     raise ProtocolError("bad_json", "binary frames are not understood; send JSON text")
-                if len(text) > settings.max_message_bytes:
-                    raise ProtocolError(
-                        "too_large",
-                        f"a message may be at most {settings.max_message_bytes} bytes (got {len(text)})",
-                    )
                 session.handle(parse_client_message(text))
             except ProtocolError as refusal:
                 outbox.put(refusal.to_wire())
@@ -131,6 +159,20 @@ async def serve_session(websocket: WebSocket, app: FastAPI) -> None:
         sender.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await sender
+
+
+async def _policy_close(
+    websocket: WebSocket, outbox: Outbox, sender: asyncio.Task[None], code: str, message: str
+) -> None:
+    """Say why in an error message (best effort), then close with 1008 (policy violation)."""
+    sender.cancel()  # one writer at a time: the sender stops before we write here
+    with contextlib.suppress(asyncio.CancelledError):
+        await sender
+    outbox.take()  # what was pending no longer matters to a client we are closing on
+    error = {"type": "error", "code": code, "message": message, "errors": []}
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(websocket.send_text(encode(error)), 1.0)
+        await websocket.close(code=status.WS_1008_POLICY_VIOLATION, reason=code)
 
 
 async def _send_loop(websocket: WebSocket, outbox: Outbox, wake: asyncio.Event) -> None:

@@ -72,8 +72,10 @@ class Outbox:
 class Run:
     """One Trainer on its own thread, steered by pause/resume/step/stop/set_lr from any thread."""
 
-    def __init__(self, spec: RunSpec, outbox: Outbox, run_id: int) -> None:
+    def __init__(self, spec: RunSpec, outbox: Outbox, run_id: int, max_seconds: float | None = None) -> None:
         self.spec = spec
+        self.max_seconds = max_seconds
+        self._timed_out = False
         self.run_id = run_id
         self._outbox = outbox
         self._stop = threading.Event()
@@ -135,10 +137,19 @@ class Run:
     def _state(self, state: str) -> None:
         self._emit({"type": "state", "state": state, "step": self.step})
 
+    def _time_out(self) -> None:
+        self._timed_out = True
+        self.stop()
+
     def _main(self) -> None:
         # One intra-op thread per run: on 2 cores, two OpenMP threads beside the server
         # spin-wait each other down from ~360 to ~2 steps/s (REFERENCES.md).
         torch.set_num_threads(1)
+        timer = None
+        if self.max_seconds is not None:
+            timer = threading.Timer(self.max_seconds, self._time_out)
+            timer.daemon = True
+            timer.start()
         try:
             trainer = Trainer(self.spec)
             self.trainer = trainer
@@ -163,7 +174,7 @@ class Run:
                 else:
                     pace.hold(snapshot.step, self._stop)
             self.step = trainer.step
-            self._state(trainer.outcome or "stopped")
+            self._state("timeout" if self._timed_out else (trainer.outcome or "stopped"))
         except Exception as exc:  # a run may fail; the server and the connection must not
             logger.exception("run %s failed", self.run_id)
             self._emit(
@@ -176,6 +187,8 @@ class Run:
             )
             self._state("failed")
         finally:
+            if timer is not None:
+                timer.cancel()
             self.trainer = None  # drop the model and data as soon as the run ends
             self.finished.set()
 

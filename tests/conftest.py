@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import httpx
@@ -37,7 +38,14 @@ class LiveServer:
 
 @pytest.fixture(scope="module")
 def live_server() -> Iterator[LiveServer]:
-    app = create_app(Settings())
+    with serve(Settings()) as server:
+        yield server
+
+
+@contextmanager
+def serve(settings: Settings) -> Iterator[LiveServer]:
+    """The real app with `settings`, on a uvicorn server in a thread of this process."""
+    app = create_app(settings)
     config = uvicorn.Config(
         app, host="127.0.0.1", port=0, log_level="warning", ws_per_message_deflate=False, lifespan="on"
     )
