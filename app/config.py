@@ -6,6 +6,8 @@ SHIFTSCOPE_ALLOWED_ORIGINS='["https://lab.example.org"]' SHIFTSCOPE_ACCESS_TOKEN
 
 from __future__ import annotations
 
+import os
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -37,10 +39,19 @@ class Settings(BaseSettings):
     idle_timeout_s: float = 1800.0  # a connection with no run and no message this long is closed
     max_run_seconds: float = 1800.0  # wall-clock limit of one run, pauses included (state timeout)
 
+    # Admission: runs train in worker processes, one per slot; the rest wait in line.
+    max_runs: int = 0  # concurrent runs; 0: one per CPU core
+    max_queue: int = 8  # starts waiting for a slot; past this a start is told "busy"
+    max_connections_per_client: int = 32  # per client address (a classroom may share one NAT)
+    max_sessions: int = 400  # open websocket connections in all
+
     # A run's cost, checked before anything is allocated.
     max_parameters: int = 8_000_000  # 24 x 512 hidden layers is ~6.3 M
     max_activation_values: int = 16_000_000  # batch x width x depth held for the backward pass
     max_train_flops: float = 5e13  # ~6 x parameters x batch x steps; ~30 min of one core
+
+    def run_slots(self) -> int:
+        return self.max_runs if self.max_runs > 0 else max(1, os.cpu_count() or 1)
 
     def trusted_hosts(self) -> list[str]:
         if self.allowed_hosts:

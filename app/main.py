@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -24,6 +25,7 @@ from app.runner import Outbox, encode
 from app.schemas import ProtocolError, config_schema, parse_client_message
 from app.security import RateLimit, origin_allowed, token_valid
 from app.session import Session
+from app.workers import WorkerPool
 
 ROOT = Path(__file__).resolve().parent.parent
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
@@ -34,13 +36,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        torch.set_num_threads(1)  # training threads share 2 cores with the server
         app.state.settings = settings
         app.state.sessions = set()
+        app.state.clients = Counter()  # open connections per client address
         app.state.cuda_available = torch.cuda.is_available()
+        app.state.pool = WorkerPool(settings.run_slots(), settings.max_queue)
+        await app.state.pool.start()
         yield
         for session in list(app.state.sessions):
             session.close()
+        await app.state.pool.close()
 
     app = FastAPI(title="ShiftScope", version=__version__, lifespan=lifespan)
     # Covers websockets too (Host only): a DNS-rebinding page cannot reach a loopback server.
@@ -91,8 +96,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if not token_valid(websocket.query_params.get("token"), settings.access_token):
             await websocket.close(code=status.WS_1008_POLICY_VIOLATION, reason="access token required")
             return
-        await websocket.accept()
-        await serve_session(websocket, app)
+        client = websocket.client.host if websocket.client else "unknown"
+        clients: Counter[str] = app.state.clients
+        if clients[client] >= settings.max_connections_per_client or len(app.state.sessions) >= (
+            settings.max_sessions
+        ):
+            await websocket.close(code=status.WS_1008_POLICY_VIOLATION, reason="too many connections")
+            return
+        clients[client] += 1
+        try:
+            await websocket.accept()
+            await serve_session(websocket, app)
+        finally:
+            clients[client] -= 1
+            if clients[client] <= 0:
+                del clients[client]
 
     return app
 
@@ -108,7 +126,14 @@ async def serve_session(websocket: WebSocket, app: FastAPI) -> None:
             loop.call_soon_threadsafe(wake.set)
 
     outbox = Outbox(wake_sender)
-    session = Session(outbox, app.state.cuda_available, settings)
+    pool: WorkerPool = app.state.pool
+    closing: list[asyncio.Task[None]] = []
+
+    def close_busy() -> None:
+        # Everything pending (the 'busy' message last) goes out, then a clean "try again later".
+        closing.append(asyncio.create_task(_close(websocket, sender, outbox.take(), 1013, "busy")))
+
+    session = Session(outbox, settings, pool, app.state.cuda_available, close_busy)
     limiter = RateLimit(settings.max_messages_per_s, settings.message_burst)
     app.state.sessions.add(session)
     sender = asyncio.create_task(_send_loop(websocket, outbox, wake))
@@ -121,6 +146,8 @@ async def serve_session(websocket: WebSocket, app: FastAPI) -> None:
                 "max_message_bytes": settings.max_message_bytes,
                 "max_messages_per_s": settings.max_messages_per_s,
                 "max_run_seconds": settings.max_run_seconds,
+                "runs": pool.size,
+                "queue": pool.max_queue,
             },
         }
     )
@@ -129,8 +156,8 @@ async def serve_session(websocket: WebSocket, app: FastAPI) -> None:
             try:
                 message = await asyncio.wait_for(websocket.receive(), settings.idle_timeout_s)
             except TimeoutError:
-                if session.run is not None and session.run.active:
-                    continue  # watching a run is not idling
+                if session.active:
+                    continue  # watching a run (or waiting for one) is not idling
                 await _policy_close(websocket, outbox, sender, "idle", "closed after a long idle time")
                 break
             if message["type"] == "websocket.disconnect":
@@ -159,20 +186,31 @@ async def serve_session(websocket: WebSocket, app: FastAPI) -> None:
         sender.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await sender
+        for task in closing:
+            with contextlib.suppress(Exception):
+                await task
 
 
 async def _policy_close(
     websocket: WebSocket, outbox: Outbox, sender: asyncio.Task[None], code: str, message: str
 ) -> None:
-    """Say why in an error message (best effort), then close with 1008 (policy violation)."""
-    sender.cancel()  # one writer at a time: the sender stops before we write here
-    with contextlib.suppress(asyncio.CancelledError):
-        await sender
+    """Say why in an error message, then close with 1008 (policy violation)."""
     outbox.take()  # what was pending no longer matters to a client we are closing on
     error = {"type": "error", "code": code, "message": message, "errors": []}
+    await _close(websocket, sender, [encode(error)], status.WS_1008_POLICY_VIOLATION, code)
+
+
+async def _close(
+    websocket: WebSocket, sender: asyncio.Task[None], last_words: list[str], code: int, reason: str
+) -> None:
+    """Stop the sender (one writer at a time), send `last_words` (best effort), close."""
+    sender.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await sender
     with contextlib.suppress(Exception):
-        await asyncio.wait_for(websocket.send_text(encode(error)), 1.0)
-        await websocket.close(code=status.WS_1008_POLICY_VIOLATION, reason=code)
+        for text in last_words:
+            await asyncio.wait_for(websocket.send_text(text), 1.0)
+        await websocket.close(code=code, reason=reason)
 
 
 async def _send_loop(websocket: WebSocket, outbox: Outbox, wake: asyncio.Event) -> None:

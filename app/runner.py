@@ -36,14 +36,17 @@ class Outbox:
 
     def __init__(self, wake: Callable[[], None]) -> None:
         self._lock = threading.Lock()
-        self._messages: deque[str] = deque()
+        self._messages: deque[tuple[str, bool]] = deque()  # (text, is_frame), oldest first
         self._frame: str | None = None
         self._wake = wake
         self.run_id = 0  # messages from any other run are stale and dropped
         self.frames_dropped = 0
 
     def put(self, message: dict[str, Any], is_frame: bool = False, run_id: int | None = None) -> None:
-        text = encode(message)
+        self.put_text(encode(message), is_frame, run_id)
+
+    def put_text(self, text: str, is_frame: bool = False, run_id: int | None = None) -> None:
+        """Queue an already-encoded message (frames from a worker process arrive this way)."""
         with self._lock:
             if run_id is not None and run_id != self.run_id:
                 return
@@ -53,20 +56,23 @@ class Outbox:
                 self._frame = text
             else:
                 if self._frame is not None:
-                    self._messages.append(self._frame)
+                    self._messages.append((self._frame, True))
                     self._frame = None
-                self._messages.append(text)
+                self._messages.append((text, False))
         self._wake()
 
-    def take(self) -> list[str]:
-        """Everything pending, oldest first (empty when nothing is)."""
+    def take_tagged(self) -> list[tuple[str, bool]]:
+        """Everything pending as (text, is_frame), oldest first (empty when nothing is)."""
         with self._lock:
             out = list(self._messages)
             self._messages.clear()
             if self._frame is not None:
-                out.append(self._frame)
+                out.append((self._frame, True))
                 self._frame = None
             return out
+
+    def take(self) -> list[str]:
+        return [text for text, _ in self.take_tagged()]
 
 
 class Run:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import itertools
+from collections.abc import Callable
+
 from app.budget import RunCost
 from app.config import Settings
-from app.runner import Outbox, Run
+from app.runner import Outbox
 from app.schemas import (
     ClientMessage,
     PauseMessage,
@@ -17,22 +22,51 @@ from app.schemas import (
     parse_run_config,
 )
 from app.spec import RunSpec
+from app.workers import Busy, RemoteRun, WorkerPool
 
 
 class Session:
-    """Turns parsed client messages into actions on the session's run."""
+    """Turns parsed client messages into actions on the session's run. Lives on the event loop."""
 
-    def __init__(self, outbox: Outbox, cuda_available: bool, settings: Settings) -> None:
+    def __init__(
+        self,
+        outbox: Outbox,
+        settings: Settings,
+        pool: WorkerPool,
+        cuda_available: bool,
+        on_busy: Callable[[], None],
+    ) -> None:
         self.outbox = outbox
-        self.cuda_available = cuda_available
         self.settings = settings
-        self.run: Run | None = None
+        self.pool = pool
+        self.cuda_available = cuda_available
+        self.on_busy = on_busy
+        self.run: RemoteRun | None = None
+        self._starting: asyncio.Task[None] | None = None
+        self._run_ids = itertools.count(1)
+
+    @property
+    def waiting(self) -> bool:
+        """A start is waiting for a worker (or for the previous run to let go of one)."""
+        return self._starting is not None and not self._starting.done()
+
+    @property
+    def active(self) -> bool:
+        return self.waiting or (self.run is not None and self.run.active)
 
     def handle(self, message: ClientMessage) -> None:
         """Act on one message; raises ProtocolError for anything refused."""
         if isinstance(message, StartMessage):
-            self.start(message)
+            spec = self.validate(message)
+            self._cancel_start()
+            self._starting = asyncio.create_task(self._start(spec))
             return
+        if self.waiting:
+            if isinstance(message, StopMessage):
+                self._cancel_start()
+                self.outbox.put({"type": "state", "state": "stopped", "step": 0})
+                return
+            raise ProtocolError("no_run", f"'{message.type}' must wait: the run has not started yet")
         run = self.run
         if run is None or not run.active:
             raise ProtocolError("no_run", f"'{message.type}' needs a run in progress; send 'start' first")
@@ -47,7 +81,7 @@ class Session:
         elif isinstance(message, SetMessage):
             run.set_lr(message.lr)
 
-    def start(self, message: StartMessage) -> None:
+    def validate(self, message: StartMessage) -> RunSpec:
         spec = parse_run_config(message.config).to_spec()
         if spec.device == "cuda" and not self.cuda_available:
             raise ProtocolError(
@@ -56,20 +90,58 @@ class Session:
                 [{"field": "device", "message": "device must be auto or cpu here: torch sees no GPU"}],
             )
         check_budget(spec, self.settings)
-        previous = self.run
-        run_id = (previous.run_id + 1) if previous else 1
+        return spec
+
+    async def _start(self, spec: RunSpec) -> None:
+        run_id = next(self._run_ids)
         # Silence the old run first, then say it stopped: no stale frame can follow 'started'.
         self.outbox.run_id = run_id
+        previous, self.run = self.run, None
         if previous is not None and previous.active:
             previous.stop()
             self.outbox.put({"type": "state", "state": "stopped", "step": previous.step})
-        self.run = Run(spec, self.outbox, run_id, max_seconds=self.settings.max_run_seconds)
-        self.run.start()
+            await _finished(previous)  # its worker goes back to the pool first
+        try:
+            worker = await self.pool.acquire(self._queued)
+        except Busy:
+            self.outbox.put(
+                {
+                    "type": "busy",
+                    "message": f"all {self.pool.size} training slots and {self.pool.max_queue} places in "
+                    "line are taken; try again in a minute",
+                    "runs": self.pool.size,
+                    "queue": self.pool.max_queue,
+                }
+            )
+            self.on_busy()
+            return
+        self.run = worker.begin(spec, self.outbox, run_id, self.settings.max_run_seconds)
+
+    def _queued(self, position: int) -> None:
+        self.outbox.put({"type": "queued", "position": position, "runs": self.pool.size})
+
+    def _cancel_start(self) -> None:
+        if self._starting is not None:
+            self._starting.cancel()
+            self._starting = None
 
     def close(self) -> None:
-        """The connection is gone: stop the run (its thread ends within one training step)."""
-        if self.run is not None:
+        """The connection is gone: stop the run; its worker returns to the pool within a step."""
+        self._cancel_start()
+        if self.run is not None and self.run.active:
             self.run.stop()
+
+
+async def _finished(run: RemoteRun) -> None:
+    loop = asyncio.get_running_loop()
+    done = asyncio.Event()
+
+    def set_done() -> None:
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(done.set)
+
+    run.on_finish(set_done)
+    await done.wait()
 
 
 def check_budget(spec: RunSpec, settings: Settings) -> None:

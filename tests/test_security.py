@@ -87,7 +87,7 @@ def test_unknown_host_header_is_refused(live_server: LiveServer) -> None:
 
 
 def test_access_token_is_checked_at_the_handshake() -> None:
-    with serve(Settings(access_token="s3cret")) as server:
+    with serve(Settings(access_token="s3cret", max_runs=1)) as server:
         for url in (server.ws, server.ws + "?token=wrong"):
             with pytest.raises(InvalidStatus):
                 with connect(url, open_timeout=10):
@@ -97,7 +97,7 @@ def test_access_token_is_checked_at_the_handshake() -> None:
 
 
 def test_a_flood_gets_a_policy_close() -> None:
-    with serve(Settings(max_messages_per_s=5, message_burst=10)) as server, _open(server) as ws:
+    with serve(Settings(max_messages_per_s=5, message_burst=10, max_runs=1)) as server, _open(server) as ws:
         for _ in range(30):
             try:
                 ws.send('{"type":"pause"}')
@@ -120,7 +120,10 @@ def test_an_oversized_message_gets_a_policy_close(live_server: LiveServer) -> No
 
 
 def test_over_budget_runs_are_refused_naming_the_limit() -> None:
-    with serve(Settings(max_train_flops=1e9, max_parameters=50_000)) as server, _open(server) as ws:
+    with (
+        serve(Settings(max_train_flops=1e9, max_parameters=50_000, max_runs=1)) as server,
+        _open(server) as ws,
+    ):
         _send(ws, {"type": "start", "config": {"depth": 4, "width": 200, "steps": 5000}})
         error = _until(ws, lambda m: m["type"] == "error")
         assert error["code"] == "over_budget"
@@ -132,14 +135,14 @@ def test_over_budget_runs_are_refused_naming_the_limit() -> None:
 
 
 def test_a_run_past_its_wall_clock_limit_ends_in_timeout() -> None:
-    with serve(Settings(max_run_seconds=0.5)) as server, _open(server) as ws:
+    with serve(Settings(max_run_seconds=1.0, max_runs=1)) as server, _open(server) as ws:
         _send(ws, {"type": "start", "config": {**SMALL, "steps": 100_000, "max_steps_per_s": 50}})
         ended = _until(ws, lambda m: m["type"] == "state" and m["state"] != "running")
         assert ended["state"] == "timeout" and 0 < ended["step"] < 100_000
 
 
 def test_an_idle_connection_is_closed() -> None:
-    with serve(Settings(idle_timeout_s=0.3)) as server, _open(server) as ws:
+    with serve(Settings(idle_timeout_s=0.3, max_runs=1)) as server, _open(server) as ws:
         error = _until(ws, lambda m: m["type"] == "error")
         assert error["code"] == "idle"
         with pytest.raises(ConnectionClosed):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -127,24 +126,28 @@ def test_second_start_replaces_the_running_run(live_server: LiveServer) -> None:
         assert _until(ws, lambda m: m["type"] == "state" and m["state"] != "running")["state"] == "done"
 
 
-def _run_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name.startswith("run-")]
+def eventually(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Wait until the server-side `predicate` holds (polled), or fail."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "the condition did not come true in time"
+        time.sleep(0.01)
 
 
-def test_disconnect_mid_run_stops_the_training_thread(live_server: LiveServer) -> None:
-    sessions = live_server.app.state.sessions
+def test_disconnect_mid_run_frees_its_worker_and_session(live_server: LiveServer) -> None:
+    app = live_server.app
+    pool = app.state.pool
+    eventually(lambda: pool.idle_count == pool.size)
     with _open(live_server) as ws:
         _send(ws, {"type": "start", "config": {**SMALL, "steps": 100_000}})
         _until(ws, lambda m: m["type"] == "frame" and m["step"] >= 10)
-        threads = _run_threads()
-        assert threads and len(sessions) == 1
-    for thread in threads:
-        thread.join(timeout=10)
-        assert not thread.is_alive(), "the training thread outlived its connection"
-    deadline = time.monotonic() + 10
-    while sessions and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert not sessions
+        assert pool.idle_count == pool.size - 1 and len(app.state.sessions) == 1
+        busy = [w for w in pool.workers if w.job is not None]
+        assert len(busy) == 1
+    # Within 2 s of the disconnect the run has stopped and its warm worker is back in the pool.
+    eventually(lambda: pool.idle_count == pool.size and not app.state.sessions, timeout=2.0)
+    assert busy[0].job is None and busy[0].process.is_alive()
+    assert not app.state.clients
 
 
 def test_divergence_is_a_state_not_a_crash(live_server: LiveServer) -> None:

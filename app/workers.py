@@ -1,0 +1,386 @@
+"""Worker processes: spawned once, kept warm with torch imported, each running one Run at a time.
+
+A crash, an out-of-memory kill or a runaway run takes down its worker, never the server: the
+parent sees the pipe close, tells the session its run `failed` and spawns a replacement.
+
+Wire between parent and worker (a duplex multiprocessing pipe):
+  parent -> worker  pickled tuples: ("run", spec_fields, run_id, max_seconds), ("pause",),
+                    ("resume",), ("step",), ("stop",), ("set_lr", lr), ("quit",)
+  worker -> parent  bytes: b"F" + frame JSON, b"M" + control-message JSON, b"I" (idle: ready
+                    for a job, or the last job's messages are all sent)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import asdict
+from multiprocessing.connection import Connection
+from typing import Any
+
+import orjson
+
+from app.spec import RunSpec
+
+FRAME, MESSAGE, IDLE = b"F", b"M", b"I"
+KILL_GRACE_S = 5.0  # a run that ignores stop (or its time limit) this long is killed
+
+logger = logging.getLogger(__name__)
+
+
+# ----------------------------------------------------------------------------- worker side
+
+
+def worker_main(conn: Connection) -> None:
+    """Entry point of a worker process: import torch once, then run jobs until told to quit."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the parent, which stops us
+    with contextlib.suppress(EOFError, OSError):  # the parent went away: nothing left to do
+        _serve_jobs(conn)
+
+
+def _warm_up() -> None:
+    """Pay the first-use costs (imports, the digits file, torch's first kernels) before any job."""
+    import torch
+
+    from app.training import Trainer
+
+    torch.set_num_threads(1)  # one core per run; see runner.Run._main
+    trainer = Trainer(RunSpec(dataset="digits", depth=2, width=8, steps=2, emit_every=1, norm="batch"))
+    for _ in trainer.run(threading.Event()):
+        pass
+
+
+def _serve_jobs(conn: Connection) -> None:
+    from app.runner import Outbox, Run
+
+    _warm_up()
+    send_lock = threading.Lock()
+
+    def send(data: bytes) -> None:
+        with send_lock:
+            conn.send_bytes(data)
+
+    send(IDLE)
+    while True:
+        job = conn.recv()
+        if job[0] == "quit":
+            return
+        if job[0] != "run":
+            continue  # a command for a run that already ended
+        _, spec_fields, run_id, max_seconds = job
+        forwarder = _Forwarder(send)
+        outbox = Outbox(forwarder.wake)
+        outbox.run_id = run_id
+        forwarder.attach(outbox)
+        run = Run(RunSpec(**spec_fields), outbox, run_id, max_seconds)
+        run.start()
+        try:
+            while not run.finished.is_set():
+                if conn.poll(0.05):
+                    _apply(run, conn.recv())
+        finally:
+            run.stop()  # a no-op when it ended by itself; else the parent is gone
+            run.join()
+        forwarder.close(outbox)
+        send(IDLE)
+
+
+def _apply(run: Any, command: tuple[Any, ...]) -> None:
+    name = command[0]
+    if name == "pause":
+        run.pause()
+    elif name == "resume":
+        run.resume()
+    elif name == "step":
+        run.step_once()
+    elif name == "stop":
+        run.stop()
+    elif name == "set_lr":
+        run.set_lr(command[1])
+
+
+class _Forwarder:
+    """Sends a run's outbox to the parent on its own thread: a slow pipe coalesces frames."""
+
+    def __init__(self, send: Callable[[bytes], None]) -> None:
+        self._send = send
+        self._event = threading.Event()
+        self._outbox: Any = None
+        self._closing = False
+        self._thread = threading.Thread(target=self._loop, name="forwarder", daemon=True)
+        self._thread.start()
+
+    def wake(self) -> None:
+        self._event.set()
+
+    def _loop(self) -> None:
+        while not self._closing:
+            self._event.wait()
+            self._event.clear()
+            if self._outbox is not None:
+                self._flush(self._outbox)
+
+    def _flush(self, outbox: Any) -> None:
+        for text, is_frame in outbox.take_tagged():
+            self._send((FRAME if is_frame else MESSAGE) + text.encode())
+
+    def attach(self, outbox: Any) -> None:
+        self._outbox = outbox
+
+    def close(self, outbox: Any) -> None:
+        self._closing = True
+        self._event.set()
+        self._thread.join()
+        self._flush(outbox)  # whatever the run said last goes out before IDLE
+
+
+# ----------------------------------------------------------------------------- parent side
+
+
+class RemoteRun:
+    """A run inside a worker process, steered like a runner.Run from the event loop."""
+
+    def __init__(self, worker: Worker, spec: RunSpec, outbox: Any, run_id: int, max_seconds: float) -> None:
+        self.worker, self.spec, self.outbox, self.run_id = worker, spec, outbox, run_id
+        self.step = 0
+        self.finished = threading.Event()
+        self.deadline = time.monotonic() + max_seconds + KILL_GRACE_S
+        self.stop_requested_at: float | None = None
+        self._on_finish: list[Callable[[], None]] = []
+
+    @property
+    def active(self) -> bool:
+        return not self.finished.is_set()
+
+    def pause(self) -> None:
+        self.worker.send(("pause",))
+
+    def resume(self) -> None:
+        self.worker.send(("resume",))
+
+    def step_once(self) -> None:
+        self.worker.send(("step",))
+
+    def set_lr(self, lr: float) -> None:
+        self.worker.send(("set_lr", lr))
+
+    def stop(self) -> None:
+        if self.stop_requested_at is None:
+            self.stop_requested_at = time.monotonic()
+        self.worker.send(("stop",))
+
+    def on_finish(self, callback: Callable[[], None]) -> None:
+        """Call `callback` (from the reader thread) once the run has ended."""
+        self._on_finish.append(callback)
+        if self.finished.is_set():
+            callback()
+
+    def deliver(self, text: str, is_frame: bool) -> None:
+        if not is_frame:
+            message = orjson.loads(text)
+            if message.get("type") == "state":
+                self.step = message["step"]
+        self.outbox.put_text(text, is_frame, self.run_id)
+
+    def end(self, died: str | None = None) -> None:
+        if self.finished.is_set():
+            return
+        if died is not None:
+            self.outbox.put(
+                {"type": "error", "code": "run_failed", "message": died, "errors": []}, run_id=self.run_id
+            )
+            self.outbox.put({"type": "state", "state": "failed", "step": self.step}, run_id=self.run_id)
+        self.finished.set()
+        for callback in self._on_finish:
+            callback()
+
+
+class Worker:
+    """The parent's handle on one worker process and the thread that reads its pipe."""
+
+    def __init__(
+        self,
+        context: Any,
+        on_idle: Callable[[Worker], None],
+        on_exit: Callable[[Worker], None],
+    ) -> None:
+        parent_end, child_end = context.Pipe(duplex=True)
+        self.process = context.Process(target=worker_main, args=(child_end,), daemon=True)
+        self.process.start()
+        child_end.close()
+        self.conn: Connection = parent_end
+        self.pid: int = self.process.pid
+        self.job: RemoteRun | None = None
+        self.alive = True
+        self._on_idle, self._on_exit = on_idle, on_exit
+        self._send_lock = threading.Lock()
+        self._reader = threading.Thread(target=self._read, name=f"worker-{self.pid}", daemon=True)
+        self._reader.start()
+
+    def begin(self, spec: RunSpec, outbox: Any, run_id: int, max_seconds: float) -> RemoteRun:
+        assert self.job is None, "a worker runs one job at a time"
+        run = RemoteRun(self, spec, outbox, run_id, max_seconds)
+        self.job = run
+        self.send(("run", asdict(spec), run_id, max_seconds))
+        return run
+
+    def send(self, command: tuple[Any, ...]) -> None:
+        with self._send_lock, contextlib.suppress(OSError, ValueError):  # dead: the reader reports it
+            self.conn.send(command)
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGKILL)
+
+    def _read(self) -> None:
+        while True:
+            try:
+                data = self.conn.recv_bytes()
+            except (EOFError, OSError):
+                break
+            kind = data[:1]
+            if kind == IDLE:
+                job, self.job = self.job, None
+                if job is not None:
+                    job.end()
+                self._on_idle(self)
+            elif self.job is not None:
+                self.job.deliver(data[1:].decode(), kind == FRAME)
+        self.alive = False
+        self.process.join(timeout=5)
+        code = self.process.exitcode
+        job, self.job = self.job, None
+        if job is not None:
+            reason = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+            job.end(died=f"the run's worker process died ({reason}); the server is fine, start again")
+        with contextlib.suppress(OSError):
+            self.conn.close()
+        self._on_exit(self)
+
+
+class Busy(Exception):
+    """Every worker is busy and the wait queue is full."""
+
+
+class WorkerPool:
+    """At most `size` concurrent runs, each in a warm worker process, and a bounded FIFO queue.
+
+    All methods run on the event loop; worker threads reach it through call_soon_threadsafe.
+    """
+
+    def __init__(self, size: int, max_queue: int) -> None:
+        self.size, self.max_queue = size, max_queue
+        self._context = multiprocessing.get_context("spawn")
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.workers: list[Worker] = []
+        self._idle: deque[Worker] = deque()
+        self._waiters: deque[tuple[asyncio.Future[Worker], Callable[[int], None]]] = deque()
+        self._closed = False
+        self._watchdog: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        for _ in range(self.size):
+            self._spawn()
+        self._watchdog = asyncio.create_task(self._watch())
+
+    @property
+    def idle_count(self) -> int:
+        return len(self._idle)
+
+    @property
+    def queue_length(self) -> int:
+        return len(self._waiters)
+
+    async def acquire(self, on_position: Callable[[int], None]) -> Worker:
+        """An idle worker, now or after waiting in line; raises Busy when the line is full."""
+        if self._idle and not self._waiters:
+            return self._idle.popleft()
+        if len(self._waiters) >= self.max_queue:
+            raise Busy()
+        assert self._loop is not None
+        future: asyncio.Future[Worker] = self._loop.create_future()
+        entry = (future, on_position)
+        self._waiters.append(entry)
+        on_position(len(self._waiters))
+        try:
+            return await future
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled():
+                self._release(future.result())  # handed over as we were cancelled: pass it on
+            raise
+        finally:
+            if entry in self._waiters:
+                self._waiters.remove(entry)
+                self._announce_positions()
+
+    def _release(self, worker: Worker) -> None:
+        if self._closed or not worker.alive:
+            return
+        while self._waiters:
+            future, _ = self._waiters.popleft()
+            if not future.done():
+                future.set_result(worker)
+                self._announce_positions()
+                return
+        self._idle.append(worker)
+
+    def _announce_positions(self) -> None:
+        for position, (_, on_position) in enumerate(self._waiters, start=1):
+            on_position(position)
+
+    def _spawn(self) -> None:
+        worker = Worker(self._context, self._from_thread(self._release), self._from_thread(self._exited))
+        self.workers.append(worker)
+
+    def _exited(self, worker: Worker) -> None:
+        with contextlib.suppress(ValueError):
+            self.workers.remove(worker)
+        with contextlib.suppress(ValueError):
+            self._idle.remove(worker)
+        if not self._closed:
+            logger.warning("worker %s exited; starting a replacement", worker.pid)
+            self._spawn()
+
+    def _from_thread(self, callback: Callable[[Worker], None]) -> Callable[[Worker], None]:
+        def call(worker: Worker) -> None:
+            assert self._loop is not None
+            with contextlib.suppress(RuntimeError):  # the loop is closing
+                self._loop.call_soon_threadsafe(callback, worker)
+
+        return call
+
+    async def _watch(self) -> None:
+        """Kill workers whose run ignores its stop or outlives its time limit."""
+        while True:
+            await asyncio.sleep(1.0)
+            now = time.monotonic()
+            for worker in list(self.workers):
+                job = worker.job
+                if job is None:
+                    continue
+                stuck = job.stop_requested_at is not None and now - job.stop_requested_at > KILL_GRACE_S
+                if stuck or now > job.deadline:
+                    logger.warning("killing worker %s: its run does not stop", worker.pid)
+                    worker.kill()
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+        for worker in self.workers:
+            worker.send(("quit",))
+        deadline = time.monotonic() + 5
+        for worker in list(self.workers):
+            while worker.process.is_alive() and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+            if worker.process.is_alive():
+                worker.kill()

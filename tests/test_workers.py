@@ -1,0 +1,87 @@
+"""Worker processes and admission: crashes stay contained, slots are bounded, the line is fair."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+from websockets.exceptions import ConnectionClosed
+
+from app.config import Settings
+from tests.conftest import serve
+from tests.test_web import SMALL, _open, _send, _state, _until, eventually
+
+LONG = {**SMALL, "steps": 100_000, "max_steps_per_s": 200}
+
+
+def test_a_killed_worker_fails_its_run_and_is_replaced() -> None:
+    with serve(Settings(max_runs=1)) as server, _open(server) as ws:
+        pool = server.app.state.pool
+        _send(ws, {"type": "start", "config": LONG})
+        _until(ws, lambda m: m["type"] == "frame" and m["step"] >= 10)
+        (worker,) = [w for w in pool.workers if w.job is not None]
+        os.kill(worker.pid, signal.SIGKILL)
+        error = _until(ws, lambda m: m["type"] == "error", timeout=2.0)
+        assert error["code"] == "run_failed" and "signal 9" in error["message"]
+        assert _until(ws, lambda m: m["type"] == "state", timeout=2.0)["state"] == "failed"
+        # The slot is freed: a replacement worker takes the next run.
+        _send(ws, {"type": "start", "config": {**SMALL, "steps": 10}})
+        assert _until(ws, lambda m: m["type"] == "state" and m["state"] != "running")["state"] == "done"
+        assert worker not in pool.workers and len(pool.workers) == 1
+
+
+def test_admission_runs_n_queues_m_and_tells_the_next_it_is_busy() -> None:
+    with serve(Settings(max_runs=1, max_queue=1)) as server:
+        pool = server.app.state.pool
+        eventually(lambda: pool.idle_count == 1)
+        with _open(server) as first, _open(server) as second, _open(server) as third:
+            _send(first, {"type": "start", "config": LONG})
+            _until(first, lambda m: m["type"] == "frame")
+            _send(second, {"type": "start", "config": {**SMALL, "steps": 10}})
+            queued = _until(second, lambda m: m["type"] == "queued")
+            assert queued["position"] == 1
+            _send(third, {"type": "start", "config": {**SMALL, "steps": 10}})
+            busy = _until(third, lambda m: m["type"] == "busy", timeout=5.0)  # bench/load.py times it
+            assert busy["runs"] == 1 and busy["queue"] == 1
+            with pytest.raises(ConnectionClosed) as info:
+                third.recv(timeout=5)
+            assert info.value.rcvd is not None and info.value.rcvd.code == 1013
+            # While queued only 'stop' is accepted; the first run's end admits the second.
+            _send(second, {"type": "pause"})
+            assert _until(second, lambda m: m["type"] == "error")["code"] == "no_run"
+            _send(first, {"type": "stop"})
+            _until(first, _state("stopped"))
+            assert _until(second, lambda m: m["type"] == "started")["config"]["steps"] == 10
+            assert (
+                _until(second, lambda m: m["type"] == "state" and m["state"] != "running")["state"] == "done"
+            )
+
+
+def test_stop_while_queued_leaves_the_line() -> None:
+    with serve(Settings(max_runs=1, max_queue=4)) as server:
+        pool = server.app.state.pool
+        eventually(lambda: pool.idle_count == 1)
+        with _open(server) as first, _open(server) as second:
+            _send(first, {"type": "start", "config": LONG})
+            _until(first, lambda m: m["type"] == "frame")
+            _send(second, {"type": "start", "config": LONG})
+            _until(second, lambda m: m["type"] == "queued")
+            assert pool.queue_length == 1
+            _send(second, {"type": "stop"})
+            assert _until(second, lambda m: m["type"] == "state")["state"] == "stopped"
+            eventually(lambda: pool.queue_length == 0)
+
+
+def test_per_client_connection_cap() -> None:
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+
+    with serve(Settings(max_connections_per_client=2, max_runs=1)) as server:
+        with _open(server), _open(server):
+            with pytest.raises(InvalidStatus):
+                with connect(server.ws, open_timeout=10):
+                    pass
+        eventually(lambda: not server.app.state.clients)
+        with _open(server):
+            pass
