@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,6 +21,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from app import __version__
 from app.config import Settings
+from app.monitor import LoopLagMonitor
 from app.presets import DEFAULT_PRESET, PRESETS
 from app.runner import Outbox, encode
 from app.schemas import ProtocolError, config_schema, parse_client_message
@@ -41,10 +43,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.clients = Counter()  # open connections per client address
         app.state.cuda_available = torch.cuda.is_available()
         app.state.pool = WorkerPool(settings.run_slots(), settings.max_queue)
+        app.state.loop_lag = LoopLagMonitor()
         await app.state.pool.start()
+        app.state.loop_lag.start()
         yield
         for session in list(app.state.sessions):
             session.close()
+        await app.state.loop_lag.stop()
         await app.state.pool.close()
 
     app = FastAPI(title="ShiftScope", version=__version__, lifespan=lifespan)
@@ -77,6 +82,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/api/presets")
     async def get_presets() -> list[dict[str, Any]]:
         return [p.to_wire() for p in PRESETS]
+
+    @app.get("/api/stats")
+    async def get_stats() -> dict[str, Any]:
+        """Load and health numbers for operators and bench/load.py."""
+        pool: WorkerPool = app.state.pool
+        sessions = app.state.sessions
+        return {
+            "sessions": len(sessions),
+            "clients": len(app.state.clients),
+            "runs_active": sum(1 for s in sessions if s.run is not None and s.run.active),
+            "run_slots": pool.size,
+            "workers_alive": sum(1 for w in pool.workers if w.alive),
+            "workers_idle": pool.idle_count,
+            "queue_length": pool.queue_length,
+            "frames_dropped": sum(s.outbox.frames_dropped for s in sessions),
+            "loop_lag": app.state.loop_lag.summary(),
+            "server_pid": os.getpid(),
+            "worker_pids": [w.pid for w in pool.workers],
+        }
 
     @app.get("/vendor/plotly.min.js", include_in_schema=False)
     async def plotly_js() -> FileResponse:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import torch
@@ -31,6 +31,7 @@ class Snapshot:
     lr: float
     steps_per_s: float
     layers: list[LayerStats]
+    wall_time: float = field(default_factory=time.time)  # when it was taken: latency measurements
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -41,6 +42,7 @@ class Snapshot:
             "test_acc": self.test_acc,
             "lr": self.lr,
             "steps_per_s": self.steps_per_s,
+            "t": self.wall_time,
             "layers": [layer.to_wire() for layer in self.layers],
         }
 

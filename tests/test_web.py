@@ -165,3 +165,16 @@ def test_every_norm_runs_over_the_wire(live_server: LiveServer, norm: str) -> No
         _send(ws, {"type": "start", "config": {**SMALL, "norm": norm, "groups": 4, "steps": 10}})
         assert _until(ws, lambda m: m["type"] == "started")["config"]["norm"] == norm
         assert _until(ws, lambda m: m["type"] == "state" and m["state"] != "running")["state"] == "done"
+
+
+def test_stats_report_sessions_slots_and_loop_lag(live_server: LiveServer) -> None:
+    stats = httpx.get(f"{live_server.http}/api/stats").json()
+    assert stats["run_slots"] >= 1 and stats["workers_alive"] == stats["run_slots"]
+    assert stats["queue_length"] == 0 and stats["sessions"] == 0
+    with _open(live_server) as ws:
+        _send(ws, {"type": "start", "config": {**SMALL, "steps": 100_000, "max_steps_per_s": 100}})
+        frame = _until(ws, lambda m: m["type"] == "frame")
+        assert frame["t"] <= time.time()
+        busy = httpx.get(f"{live_server.http}/api/stats").json()
+        assert busy["sessions"] == 1 and busy["runs_active"] == 1
+        assert busy["loop_lag"]["p99_ms"] is not None
