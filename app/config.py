@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     message_burst: int = 40  # messages allowed at once before the rate applies
     idle_timeout_s: float = 1800.0  # a connection with no run and no message this long is closed
     max_run_seconds: float = 1800.0  # wall-clock limit of one run, pauses included (state timeout)
+    # A client that takes no data for this long (its socket's buffers stay full) has stopped
+    # reading: its session ends and its run slot is freed. Do not count on the server's ping
+    # timeout for this: uvicorn's closes the transport, which waits for a flush that never comes.
+    send_timeout_s: float = 20.0
 
     # Admission: runs train in worker processes, one per slot; the rest wait in line.
     max_runs: int = 0  # concurrent runs; 0: one per CPU core

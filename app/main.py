@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -31,6 +32,8 @@ from app.workers import WorkerPool
 
 ROOT = Path(__file__).resolve().parent.parent
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+
+logger = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -160,7 +163,7 @@ async def serve_session(websocket: WebSocket, app: FastAPI) -> None:
     session = Session(outbox, settings, pool, app.state.cuda_available, close_busy)
     limiter = RateLimit(settings.max_messages_per_s, settings.message_burst)
     app.state.sessions.add(session)
-    sender = asyncio.create_task(_send_loop(websocket, outbox, wake))
+    sender = asyncio.create_task(_send_loop(websocket, outbox, wake, settings.send_timeout_s))
     outbox.put(
         {
             "type": "hello",
@@ -178,7 +181,7 @@ async def serve_session(websocket: WebSocket, app: FastAPI) -> None:
     try:
         while True:
             try:
-                message = await asyncio.wait_for(websocket.receive(), settings.idle_timeout_s)
+                message = await _next_message(websocket, sender, settings.idle_timeout_s)
             except TimeoutError:
                 if session.active:
                     continue  # watching a run (or waiting for one) is not idling
@@ -237,13 +240,34 @@ async def _close(
         await websocket.close(code=code, reason=reason)
 
 
-async def _send_loop(websocket: WebSocket, outbox: Outbox, wake: asyncio.Event) -> None:
+async def _next_message(websocket: WebSocket, sender: asyncio.Task[None], timeout: float) -> Any:
+    """The next ASGI message; a disconnect once the sender has ended (the client stopped reading,
+    or went away); TimeoutError after `timeout` seconds without either."""
+    receive = asyncio.ensure_future(websocket.receive())
+    try:
+        done, _ = await asyncio.wait({receive, sender}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        receive.cancel()  # a no-op once done; a cancelled receive loses no message
+    if receive in done:
+        return receive.result()
+    if sender in done:
+        return {"type": "websocket.disconnect", "code": status.WS_1006_ABNORMAL_CLOSURE}
+    raise TimeoutError
+
+
+async def _send_loop(websocket: WebSocket, outbox: Outbox, wake: asyncio.Event, send_timeout: float) -> None:
+    """Drains the outbox. A send waits only while the socket's buffers are full: one that waits
+    `send_timeout` seconds means the client stopped reading, and ending here ends the session."""
     try:
         while True:
             await wake.wait()
             wake.clear()
             for text in outbox.take():
-                await websocket.send_text(text)
+                # Not wait_for: on 3.11 it can swallow the cancel that _close sends this task.
+                async with asyncio.timeout(send_timeout):
+                    await websocket.send_text(text)
+    except TimeoutError:
+        logger.warning("a client read nothing for %g s; dropping its session", send_timeout)
     except (WebSocketDisconnect, RuntimeError, OSError):
         return  # the client went away; the receive loop cleans up
 

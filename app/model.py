@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from itertools import pairwise
+from typing import cast
 
 import torch
 from torch import nn
@@ -20,6 +21,7 @@ from app.spec import RunSpec
 EPS = 1e-5
 RMS_EPS = 1e-6
 BATCH_MOMENTUM = 0.1  # weight of the newest batch in the running averages, as torch.nn
+NOISE_SEED_OFFSET = 7919  # noisy norm draws from its own generator: initial weights stay the same
 
 
 class BatchNorm(nn.Module):
@@ -98,6 +100,37 @@ class RMSNorm(nn.Module):
         return F.rms_norm(x, self.gamma.shape, self.gamma, RMS_EPS)
 
 
+class NoisyShift(nn.Module):
+    """Santurkar et al. (2018), Fig. 2: a <- s*a + m after a norm layer, redrawn every step.
+
+    Per layer and step: mu ~ U(-0.5, 0.5), sigma ~ U(1, 1.25); per unit: m ~ U(mu - 0.1, mu + 0.1),
+    s ~ N(sigma, 0.1). The layer's inputs now shift all the time, on purpose. Training mode only;
+    `resample` draws the next step's noise, so extra passes of one step see the same noise.
+    """
+
+    scale: torch.Tensor
+    shift: torch.Tensor
+
+    def __init__(self, features: int, gen: torch.Generator) -> None:
+        super().__init__()
+        self.gen = gen
+        self.register_buffer("scale", torch.ones(features), persistent=False)
+        self.register_buffer("shift", torch.zeros(features), persistent=False)
+
+    @torch.no_grad()
+    def resample(self) -> None:
+        features = self.scale.numel()
+        mu = torch.rand((), generator=self.gen) - 0.5
+        sigma = 1 + 0.25 * torch.rand((), generator=self.gen)
+        shift = mu + 0.2 * torch.rand(features, generator=self.gen) - 0.1
+        scale = sigma + 0.1 * torch.randn(features, generator=self.gen)
+        self.shift.copy_(shift)
+        self.scale.copy_(scale)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (batch, features)
+        return x * self.scale + self.shift if self.training else x
+
+
 class Activation(nn.Module):
     """The nonlinearity as a module of its own, so probes can hook its input and output."""
 
@@ -135,18 +168,29 @@ def build_norm(kind: str, features: int, groups: int) -> nn.Module:
 
 
 class HiddenLayer(nn.Module):
-    """Linear -> Norm -> Activation (norm before), or Linear -> Activation -> Norm (after)."""
+    """Linear -> Norm -> Activation (norm before), or Linear -> Activation -> Norm (after).
 
-    def __init__(self, linear: nn.Linear, norm: nn.Module, act: Activation, norm_first: bool) -> None:
+    With noisy norm, the noise follows the norm: Linear -> Norm -> Noise -> Activation.
+    """
+
+    def __init__(
+        self,
+        linear: nn.Linear,
+        norm: nn.Module,
+        act: Activation,
+        norm_first: bool,
+        noise: nn.Module | None = None,
+    ) -> None:
         super().__init__()
         self.linear, self.norm, self.act = linear, norm, act
+        self.noise = noise if noise is not None else nn.Identity()
         self.norm_first = norm_first
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.linear(x)
         if self.norm_first:
-            return self.act(self.norm(x))
-        return self.norm(self.act(x))
+            return self.act(self.noise(self.norm(x)))
+        return self.noise(self.norm(self.act(x)))
 
 
 class MLP(nn.Module):
@@ -166,6 +210,21 @@ class MLP(nn.Module):
     def layer_names(self) -> list[str]:
         return [f"layer{i + 1}" for i in range(len(self.hidden))]
 
+    @property
+    def hidden_weights(self) -> list[torch.Tensor]:
+        """Each hidden layer's Linear weight, first layer first."""
+        return [cast(HiddenLayer, layer).linear.weight for layer in self.hidden]
+
+    @property
+    def layer_prefixes(self) -> list[str]:
+        """Parameter-name prefix of each hidden layer (for instruments that move layers apart)."""
+        return [f"hidden.{i}." for i in range(len(self.hidden))]
+
+    def resample_noise(self) -> None:
+        for module in self.modules():
+            if isinstance(module, NoisyShift):
+                module.resample()
+
 
 def build_model(spec: RunSpec, features: int, classes: int) -> MLP:
     """Build the MLP on the CPU; the same seed gives the same Linear weights for every norm."""
@@ -174,12 +233,14 @@ def build_model(spec: RunSpec, features: int, classes: int) -> MLP:
     # All Linear layers are drawn first, in a fixed order, from their own generator: the norm
     # choice cannot change a single initial weight, which is what makes two runs comparable.
     linears = [_init_linear(nn.Linear(n_in, n_out), spec, gen) for n_in, n_out in pairwise(sizes)]
+    noise_gen = torch.Generator().manual_seed(spec.seed + NOISE_SEED_OFFSET)
     hidden = [
         HiddenLayer(
             linear,
             build_norm(spec.norm, spec.width, spec.groups),
             Activation(spec.activation),
             norm_first=spec.norm_position == "before",
+            noise=NoisyShift(spec.width, noise_gen) if spec.noisy_norm else None,
         )
         for linear in linears[:-1]
     ]

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from app.model import Activation
+from app.model import Activation, BatchNorm
 
 PERCENTILES = (0.15, 0.50, 0.85)
 SATURATION_FRACTION = 0.05  # saturated: derivative below 5% of its maximum
@@ -55,6 +55,13 @@ class LayerStats:
     saturated: float  # fraction of unit-examples with derivative below 5% of its maximum
     dead: float  # fraction of units off for the whole batch
     nonfinite: int  # NaN/inf values in pre and post together
+    # Instruments, None when off (filled in by the Trainer):
+    grad: Histogram | None = None  # dL/d(pre-activation)
+    weight_grad: Histogram | None = None  # dL/dW of the layer's Linear
+    grad_norm: float | None = None  # ||dL/dW||
+    update_ratio: float | None = None  # ||W_after - W_before|| / ||W_before|| of this step
+    drift: float | None = None  # W1 to the pre-activation `drift_lag` frames ago, / its std then
+    batch_norm: dict[str, float] | None = None  # running averages against this batch's statistics
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -64,6 +71,12 @@ class LayerStats:
             "saturated": self.saturated,
             "dead": self.dead,
             "nonfinite": self.nonfinite,
+            "grad": self.grad.to_wire() if self.grad is not None else None,
+            "weight_grad": self.weight_grad.to_wire() if self.weight_grad is not None else None,
+            "grad_norm": self.grad_norm,
+            "update_ratio": self.update_ratio,
+            "drift": self.drift,
+            "batch_norm": self.batch_norm,
         }
 
 
@@ -133,26 +146,33 @@ class ActivationProbe:
     hooks kept into LayerStats and disarms. Call `remove` when the run ends.
     """
 
-    def __init__(self, model: nn.Module, names: list[str]) -> None:
+    def __init__(self, model: nn.Module, names: list[str], capture_grads: bool = False) -> None:
         self.armed = False
+        self.capture_grads = capture_grads  # also keep dL/d(pre-activation) from the backward pass
         activations = [m for m in model.modules() if isinstance(m, Activation)]
         assert len(activations) == len(names), (len(activations), names)
         self.names = names
         self.kind = activations[0].kind if activations else "linear"
         self._captured: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * len(names)
+        self._grads: list[torch.Tensor | None] = [None] * len(names)
         self._handles = [m.register_forward_hook(self._hook(i)) for i, m in enumerate(activations)]
 
     def _hook(self, index: int) -> Callable[[nn.Module, tuple[torch.Tensor, ...], torch.Tensor], None]:
+        def keep_grad(grad: torch.Tensor) -> None:
+            self._grads[index] = grad.detach()
+
         def keep(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
             if self.armed:
                 self._captured[index] = (inputs[0].detach(), output.detach())
+                if self.capture_grads and inputs[0].requires_grad:
+                    inputs[0].register_hook(keep_grad)  # fires during this pass's backward only
 
         return keep
 
     def collect(self, bins: int) -> list[LayerStats]:
         self.armed = False
         layers = []
-        for name, captured in zip(self.names, self._captured, strict=True):
+        for name, captured, grad in zip(self.names, self._captured, self._grads, strict=True):
             assert captured is not None, "collect() needs an armed forward pass first"
             pre, post = captured
             pre_hist, pre_bad = histogram_of(pre, bins)
@@ -165,9 +185,11 @@ class ActivationProbe:
                     saturated=saturated_fraction(self.kind, post),
                     dead=dead_fraction(self.kind, pre, post),
                     nonfinite=pre_bad + post_bad,
+                    grad=histogram_of(grad, bins)[0] if grad is not None else None,
                 )
             )
         self._captured = [None] * len(self.names)
+        self._grads = [None] * len(self.names)
         return layers
 
     def remove(self) -> None:
@@ -175,3 +197,42 @@ class ActivationProbe:
             handle.remove()
         self._handles = []
         self._captured = [None] * len(self.names)
+        self._grads = [None] * len(self.names)
+
+
+class BatchNormProbe:
+    """While armed, compares each batch norm's running averages with the statistics of its batch.
+
+    Reports per layer the RMS gap between running and batch means, and the mean ratio of running
+    to batch variances (1 when they agree). The running averages already include this batch's 10%.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        self.armed = False
+        self.norms = [m for m in model.modules() if isinstance(m, BatchNorm)]
+        self._stats: list[dict[str, float] | None] = [None] * len(self.norms)
+        self._handles = [m.register_forward_hook(self._hook(i)) for i, m in enumerate(self.norms)]
+
+    def _hook(self, index: int) -> Callable[[nn.Module, tuple[torch.Tensor, ...], torch.Tensor], None]:
+        def keep(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+            if not (self.armed and module.training):
+                return
+            assert isinstance(module, BatchNorm)
+            with torch.no_grad():
+                x = inputs[0]
+                mean, var = x.mean(dim=0), x.var(dim=0, unbiased=False)  # (features,)
+                gap = (module.running_mean - mean).pow(2).mean().sqrt()
+                ratio = (module.running_var / (var + 1e-5)).mean()
+                self._stats[index] = {"mean_gap": gap.item(), "var_ratio": ratio.item()}
+
+        return keep
+
+    def collect(self) -> list[dict[str, float] | None]:
+        self.armed = False
+        stats, self._stats = self._stats, [None] * len(self.norms)
+        return stats
+
+    def remove(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []

@@ -56,6 +56,24 @@ class RunConfig(BaseModel):
     max_steps_per_s: int = Field(
         _DEFAULT.max_steps_per_s, ge=0, le=100_000, description="pace for watching; 0 = unlimited"
     )
+    probe_gradients: bool = Field(
+        _DEFAULT.probe_gradients, description="gradient histograms, gradient norms, update ratios"
+    )
+    drift_lag: int = Field(
+        _DEFAULT.drift_lag, ge=1, le=100, description="drift compares with this many frames ago"
+    )
+    noisy_norm: bool = Field(_DEFAULT.noisy_norm, description="Santurkar et al.'s noise after each norm")
+    ics_every: int = Field(
+        _DEFAULT.ics_every, ge=0, le=100_000, description="steps between ICS measurements; 0 = off"
+    )
+    landscape_every: int = Field(
+        _DEFAULT.landscape_every, ge=0, le=100_000, description="steps between landscape probes; 0 = off"
+    )
+    test_shift: float = Field(_DEFAULT.test_shift, ge=-10, le=10, description="added to the test inputs")
+    test_scale: float = Field(_DEFAULT.test_scale, ge=0.01, le=100, description="multiplies the test inputs")
+    eval_batch_size: int = Field(
+        _DEFAULT.eval_batch_size, ge=0, le=4096, description="test batch size; 0 = the whole test set"
+    )
 
     @field_validator("groups")
     @classmethod

@@ -107,8 +107,8 @@ class Session:
             self.outbox.put(
                 {
                     "type": "busy",
-                    "message": f"all {self.pool.size} training slots and {self.pool.max_queue} places in "
-                    "line are taken; try again in a minute",
+                    "message": "every training slot and every place in line is taken "
+                    f"({self.pool.size} running, {self.pool.max_queue} waiting); try again in a minute",
                     "runs": self.pool.size,
                     "queue": self.pool.max_queue,
                 }

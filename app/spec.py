@@ -44,3 +44,12 @@ class RunSpec:
     bins: int = 64  # histogram bins
     eval_every: int = 100  # steps between test-accuracy measurements (eval mode)
     max_steps_per_s: int = 0  # pace the run for human eyes; 0 = as fast as the machine goes
+    # Instruments (issue: twin runs and diagnostics); each costs time only when on.
+    probe_gradients: bool = False  # per-layer gradient histograms, gradient norm, update ratio
+    drift_lag: int = 10  # drift compares each layer's distribution with this many frames ago
+    noisy_norm: bool = False  # Santurkar et al.: after each norm, a <- s*a + m with fresh noise
+    ics_every: int = 0  # steps between internal-covariate-shift measurements (0 = off)
+    landscape_every: int = 0  # steps between loss-landscape probes (0 = off)
+    test_shift: float = 0.0  # added to test inputs: a test distribution that moved
+    test_scale: float = 1.0  # multiplies test inputs (before the shift)
+    eval_batch_size: int = 0  # test batches of this size (0 = the whole test set at once)

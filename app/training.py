@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import torch
@@ -13,8 +14,16 @@ from torch import nn
 from torch.nn import functional as F
 
 from app.data import Dataset, load_dataset
-from app.model import MLP, build_model
-from app.probes import ActivationProbe, LayerStats
+from app.instruments import (
+    Landscape,
+    ShiftMeasure,
+    internal_covariate_shift,
+    loss_landscape,
+    parameters_of,
+    relative_drift,
+)
+from app.model import MLP, BatchNorm, NoisyShift, build_model
+from app.probes import ActivationProbe, BatchNormProbe, Histogram, LayerStats, histogram_of
 from app.spec import RunSpec
 
 Outcome = Literal["done", "stopped", "diverged"]
@@ -32,6 +41,11 @@ class Snapshot:
     steps_per_s: float
     layers: list[LayerStats]
     wall_time: float = field(default_factory=time.time)  # when it was taken: latency measurements
+    test_acc_batch_stats: float | None = None  # batch norm normalising test batches by their own stats
+    ics: list[ShiftMeasure] | None = None  # the newest measurement since the last snapshot
+    ics_step: int | None = None
+    landscape: Landscape | None = None
+    landscape_step: int | None = None
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -40,9 +54,14 @@ class Snapshot:
             "loss": self.loss,
             "train_acc": self.train_acc,
             "test_acc": self.test_acc,
+            "test_acc_batch_stats": self.test_acc_batch_stats,
             "lr": self.lr,
             "steps_per_s": self.steps_per_s,
             "t": self.wall_time,
+            "ics": [m.to_wire() for m in self.ics] if self.ics is not None else None,
+            "ics_step": self.ics_step,
+            "landscape": self.landscape.to_wire() if self.landscape is not None else None,
+            "landscape_step": self.landscape_step,
             "layers": [layer.to_wire() for layer in self.layers],
         }
 
@@ -106,6 +125,10 @@ class Trainer:
         self.outcome: Outcome | None = None
         self._lr = spec.lr
         self._pending_lr: float | None = None
+        self._history: deque[list[Histogram]] = deque(maxlen=spec.drift_lag)  # pre histograms per frame
+        self._ics: tuple[int, list[ShiftMeasure]] | None = None  # (step, result) not yet sent
+        self._landscape: tuple[int, Landscape] | None = None
+        self._has_batch_norm = any(isinstance(m, BatchNorm) for m in self.model.modules())
 
     @property
     def parameter_count(self) -> int:
@@ -116,15 +139,19 @@ class Trainer:
         self._pending_lr = lr
 
     def run(self, stop: threading.Event) -> Iterator[Snapshot]:
-        probe = ActivationProbe(self.model, self.layer_names)
+        probe = ActivationProbe(self.model, self.layer_names, capture_grads=self.spec.probe_gradients)
+        norm_probe = BatchNormProbe(self.model)
         try:
-            yield from self._train(probe, stop)
+            yield from self._train(probe, norm_probe, stop)
         finally:
             probe.remove()
+            norm_probe.remove()
 
-    def _train(self, probe: ActivationProbe, stop: threading.Event) -> Iterator[Snapshot]:
+    def _train(
+        self, probe: ActivationProbe, norm_probe: BatchNormProbe, stop: threading.Event
+    ) -> Iterator[Snapshot]:
         spec = self.spec
-        yield self._initial_snapshot(probe)
+        yield self._initial_snapshot(probe, norm_probe)
         clock, steps_since = time.perf_counter(), 0
         while self.step < spec.steps:
             if stop.is_set():
@@ -136,15 +163,18 @@ class Trainer:
             probing = self.step % spec.emit_every == 0 or self.step == spec.steps
             idx = self.sampler.next_indices().to(self.device)
             x, y = self.x_train[idx], self.y_train[idx]  # (batch, features), (batch,)
-            probe.armed = probing
+            if spec.noisy_norm:
+                self.model.resample_noise()  # this step's noise, the same for any extra pass
+            probe.armed = norm_probe.armed = probing
             logits = self.model(x)  # (batch, classes)
             loss = F.cross_entropy(logits, y)
             # One host sync per step: the price of naming the exact step a run diverged at.
             finite = bool(torch.isfinite(loss).item())
+            extras: list[dict[str, Any]] = [{} for _ in self.layer_names]
             if finite:
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-                self.optimizer.step()
+                self._optimizer_step(x, y, extras if probing and spec.probe_gradients else None)
             if probing or not finite:
                 probe.armed = True  # a diverging step is always shown, whatever the cadence
                 if not probing:
@@ -152,12 +182,45 @@ class Trainer:
                         self.model(x)
                 now = time.perf_counter()
                 rate = steps_since / max(now - clock, 1e-9)
-                yield self._snapshot(probe, loss, logits, y, rate, evaluate=finite and self._eval_due())
+                evaluate = finite and self._eval_due()
+                yield self._snapshot(probe, norm_probe, loss, logits, y, rate, evaluate, extras)
                 clock, steps_since = time.perf_counter(), 0
             if not finite:
                 self.outcome = "diverged"
                 return
         self.outcome = "done"
+
+    def _optimizer_step(self, x: torch.Tensor, y: torch.Tensor, extras: list[dict[str, Any]] | None) -> None:
+        """The optimizer's step, with the instruments that must look before and after it."""
+        spec, step = self.spec, self.step
+        ics_due = spec.ics_every > 0 and step % spec.ics_every == 0
+        if spec.landscape_every > 0 and step % spec.landscape_every == 0:
+            self._landscape = (step, loss_landscape(self.model, parameters_of(self.model), x, y, self._lr))
+        before = parameters_of(self.model) if ics_due else None
+        weights = self.model.hidden_weights
+        if extras is not None:
+            saved = [w.detach().clone() for w in weights]
+            for extra, w in zip(extras, weights, strict=True):
+                assert w.grad is not None
+                extra["weight_grad"] = histogram_of(w.grad, spec.bins)[0]
+                extra["grad_norm"] = w.grad.norm().item()
+        self.optimizer.step()
+        if extras is not None:
+            with torch.no_grad():
+                for extra, w, w0 in zip(extras, weights, saved, strict=True):
+                    size = w0.norm().item()
+                    extra["update_ratio"] = (w.detach() - w0).norm().item() / size if size > 0 else None
+        if before is not None:
+            shift = internal_covariate_shift(
+                self.model,
+                before,
+                parameters_of(self.model),
+                x,
+                y,
+                self.model.layer_prefixes,
+                [f"{prefix}linear.weight" for prefix in self.model.layer_prefixes],
+            )
+            self._ics = (step, shift)
 
     def _eval_due(self) -> bool:
         return self.step % self.spec.eval_every == 0 or self.step == self.spec.steps
@@ -170,45 +233,95 @@ class Trainer:
                 group["lr"] = lr
 
     @torch.no_grad()
-    def _initial_snapshot(self, probe: ActivationProbe) -> Snapshot:
+    def _initial_snapshot(self, probe: ActivationProbe, norm_probe: BatchNormProbe) -> Snapshot:
         """Step 0: the untrained network on the first batch, leaving no trace in any buffer."""
         buffers = [b.clone() for b in self.model.buffers()]
         idx = self.sampler.peek_indices().to(self.device)
         x, y = self.x_train[idx], self.y_train[idx]
-        probe.armed = True
+        probe.armed = norm_probe.armed = True
+        if self.spec.noisy_norm:
+            self.model.resample_noise()
         logits = self.model(x)
         for saved, live in zip(buffers, self.model.buffers(), strict=True):
             live.copy_(saved)
         loss = F.cross_entropy(logits, y)
-        return self._snapshot(probe, loss, logits, y, 0.0, evaluate=True)
+        return self._snapshot(probe, norm_probe, loss, logits, y, 0.0, True, [{} for _ in self.layer_names])
 
     def _snapshot(
         self,
         probe: ActivationProbe,
+        norm_probe: BatchNormProbe,
         loss: torch.Tensor,
         logits: torch.Tensor,
         y: torch.Tensor,
         rate: float,
         evaluate: bool,
+        extras: list[dict[str, Any]],
     ) -> Snapshot:
         layers = probe.collect(self.spec.bins)
+        batch_norms = norm_probe.collect()
+        if batch_norms:
+            for extra, stats in zip(extras, batch_norms, strict=True):
+                extra["batch_norm"] = stats
+        past = self._history[0] if len(self._history) == self._history.maxlen else None
+        self._history.append([layer.pre for layer in layers])
+        layers = [
+            replace(layer, drift=relative_drift(layer.pre, past[i]) if past else None, **extras[i])
+            for i, layer in enumerate(layers)
+        ]
         loss_value = loss.item()
+        ics, self._ics = self._ics, None
+        landscape, self._landscape = self._landscape, None
         return Snapshot(
             step=self.step,
             loss=loss_value if torch.isfinite(loss).item() else None,
             train_acc=(logits.argmax(dim=1) == y).float().mean().item(),
             test_acc=self.test_accuracy() if evaluate else None,
+            test_acc_batch_stats=self.test_accuracy_batch_stats()
+            if evaluate and self._has_batch_norm
+            else None,
             lr=self._lr,
             steps_per_s=rate,
             layers=layers,
+            ics=ics[1] if ics else None,
+            ics_step=ics[0] if ics else None,
+            landscape=landscape[1] if landscape else None,
+            landscape_step=landscape[0] if landscape else None,
         )
+
+    def _test_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The test set, moved and scaled as asked, in batches of eval_batch_size (0: all at once)."""
+        x = self.x_test * self.spec.test_scale + self.spec.test_shift
+        size = self.spec.eval_batch_size or len(x)
+        for start in range(0, len(x), size):
+            yield x[start : start + size], self.y_test[start : start + size]
+
+    def _accuracy(self) -> float:
+        correct = 0
+        for x, y in self._test_batches():
+            correct += int((self.model(x).argmax(dim=1) == y).sum().item())
+        return correct / len(self.y_test)
 
     @torch.no_grad()
     def test_accuracy(self) -> float:
         """Accuracy on the held-out split in eval mode: batch norm uses its running averages."""
         self.model.eval()
         try:
-            logits = self.model(self.x_test)
-            return (logits.argmax(dim=1) == self.y_test).float().mean().item()
+            return self._accuracy()
         finally:
             self.model.train()
+
+    @torch.no_grad()
+    def test_accuracy_batch_stats(self) -> float:
+        """Accuracy with batch norm normalising each test batch by that batch's own statistics."""
+        buffers = [b.clone() for b in self.model.buffers()]
+        noise = [m for m in self.model.modules() if isinstance(m, NoisyShift)]
+        for module in noise:
+            module.eval()  # no training noise at test time
+        try:
+            return self._accuracy()
+        finally:
+            for module in noise:
+                module.train()
+            for saved, live in zip(buffers, self.model.buffers(), strict=True):
+                live.copy_(saved)

@@ -118,3 +118,72 @@ def test_relu_units_die_without_norm_at_a_high_rate(seed: int) -> None:
 
     assert mean_dead(snaps[0]) < 0.3
     assert mean_dead(snaps[-1]) > mean_dead(snaps[0]) + 0.3
+
+
+def test_instruments_are_off_by_default_and_cost_nothing() -> None:
+    _, snaps = _run(RunSpec(dataset="xor", depth=2, width=8, steps=10, emit_every=5))
+    frame = snaps[-1].to_wire()
+    assert frame["ics"] is None and frame["landscape"] is None and frame["test_acc_batch_stats"] is None
+    assert all(layer["grad"] is None and layer["grad_norm"] is None for layer in frame["layers"])
+
+
+def test_gradient_probes_match_a_hand_computation() -> None:
+    spec = RunSpec(dataset="digits", depth=3, width=16, steps=5, emit_every=5, probe_gradients=True, lr=0.1)
+    trainer, snaps = _run(spec)
+    first, last = snaps
+    assert all(layer.grad is None and layer.update_ratio is None for layer in first.layers)
+    for layer, w in zip(last.layers, trainer.model.hidden_weights, strict=True):
+        assert layer.grad is not None and layer.grad.n == 64 * 16
+        assert layer.weight_grad is not None and layer.weight_grad.n == w.numel()
+        assert layer.grad_norm is not None and layer.grad_norm > 0
+        assert layer.update_ratio is not None and 0 < layer.update_ratio < 1
+    # SGD: the last step moved each weight by lr x its gradient, so update = lr x grad_norm / |w|.
+    for layer, w in zip(last.layers, trainer.model.hidden_weights, strict=True):
+        w_before_step = w.detach() + spec.lr * w.grad
+        expected = spec.lr * layer.grad_norm / w_before_step.norm().item()
+        assert layer.update_ratio == pytest.approx(expected, rel=1e-4)
+
+
+def test_drift_appears_after_drift_lag_frames() -> None:
+    spec = RunSpec(dataset="digits", depth=3, width=16, steps=50, emit_every=5, drift_lag=3, lr=0.5)
+    _, snaps = _run(spec)
+    assert [s.layers[0].drift is None for s in snaps[:4]] == [True, True, True, False]
+    assert all(layer.drift is not None and layer.drift >= 0 for layer in snaps[-1].layers)
+
+
+def test_ics_and_landscape_arrive_on_their_cadence() -> None:
+    spec = RunSpec(depth=3, width=16, steps=20, emit_every=5, ics_every=10, landscape_every=10, norm="batch")
+    _, snaps = _run(spec)
+    with_ics = [s.step for s in snaps if s.ics is not None]
+    assert with_ics == [10, 20] and [s.ics_step for s in snaps if s.ics] == [10, 20]
+    assert [s.landscape_step for s in snaps if s.landscape] == [10, 20]
+    measures = snaps[-1].ics
+    assert measures is not None and len(measures) == 3 and measures[0].dist == 0
+    assert snaps[-1].landscape is not None and snaps[-1].landscape.beta > 0
+
+
+def test_batch_norm_train_versus_eval_and_a_shifted_test_set() -> None:
+    spec = RunSpec(depth=3, width=32, norm="batch", steps=200, emit_every=200, lr=0.5, activation="relu")
+    _, snaps = _run(spec)
+    last = snaps[-1]
+    assert last.test_acc is not None and last.test_acc > 0.85
+    assert last.test_acc_batch_stats is not None and last.test_acc_batch_stats > 0.85
+    assert all(layer.batch_norm is not None for layer in last.layers)
+    _, shifted = _run(RunSpec(**{**spec.__dict__, "test_shift": 1.0}))
+    # The running averages were learnt on unshifted inputs: eval mode falls apart on moved data,
+    # while normalising each test batch by its own statistics undoes most of a shift.
+    moved = shifted[-1]
+    assert moved.test_acc is not None and moved.test_acc < last.test_acc - 0.3
+    assert moved.test_acc_batch_stats is not None and moved.test_acc_batch_stats > moved.test_acc + 0.2
+    _, single = _run(RunSpec(**{**spec.__dict__, "eval_batch_size": 1}))
+    # One example per test batch: batch statistics normalise every unit to beta.
+    assert single[-1].test_acc_batch_stats is not None and single[-1].test_acc_batch_stats < 0.3
+
+
+def test_noisy_norm_is_reproducible_and_off_in_eval() -> None:
+    spec = RunSpec(depth=3, width=16, steps=20, emit_every=10, noisy_norm=True, norm="batch")
+    _, a = _run(spec)
+    _, b = _run(spec)
+    assert [s.loss for s in a] == [s.loss for s in b]
+    _, quiet = _run(RunSpec(**{**spec.__dict__, "noisy_norm": False}))
+    assert a[-1].loss != quiet[-1].loss
