@@ -1,0 +1,253 @@
+// The main chart: every layer's histogram on ONE Plotly axis, as a ridge plot. Layer 1 sits at
+// the top and the deepest layer at the bottom, each a filled step line offset by one unit, so
+// a shared x-axis shows drift as sliding and widening (one axis renders ~6× faster than one
+// subplot per layer). Colour darkens with depth.
+
+import { PALETTE, PLOT_CONFIG, axis, baseLayout, depthRamp, emptyLayout, rgba, sizeOf } from "./theme.js";
+import { formatValue } from "./format.js";
+import { StableRange, niceStep } from "./scale.js";
+
+const DEFAULTS = Object.freeze({
+  values: "pre",      // "pre": input to the nonlinearity; "post": its output
+  xMode: "shared",    // "shared": true values on one axis; "layer": each layer in its own std units
+  peak: 1.45,         // a ridge's tallest bin, in ridge spacings (overlap gives the ridge look)
+  maxTraces: 12,      // deeper nets draw two or more neighbouring layers per Plotly trace
+  fillWhite: 0.72,    // fill = the layer colour mixed with this much white, opaque
+});
+
+// Output bounds of the bounded activations, drawn as guides when showing post-activations.
+const OUTPUT_BOUNDS = { sigmoid: [0, 1], tanh: [-1, 1] };
+
+// Where a squashing nonlinearity still has slope: its derivative is at least 5% of its maximum
+// (the server's definition of "saturated", docs/protocol.md). Shaded behind pre-activations, so
+// a distribution spilling past it is visibly saturating. sigmoid'(x) = 0.05 · 0.25 at |x| = 4.36;
+// tanh'(x) = 0.05 at |x| = 2.18.
+const LIVE_RANGE = { sigmoid: 4.356, tanh: 2.178 };
+
+/** The x positions (bin edges) and heights of one histogram, drawn as a closed step outline. */
+export function ridgeOutline(histogram, baseline, peak, transform) {
+  const { lo, hi, counts, n } = histogram;
+  if (!counts || !counts.length || !n || lo === null || hi === null) return { x: [], y: [] };
+  const bins = counts.length;
+  const width = (hi - lo) / bins;
+  // Density (count per unit of x over all values) makes layers with different ranges comparable;
+  // each ridge is then scaled to the same peak height so that every layer's shape stays readable.
+  const density = counts.map((count) => count / (n * width));
+  const top = Math.max(...density) || 1;
+  const x = [transform(lo)];
+  const y = [baseline];
+  for (let k = 0; k < bins; k++) {
+    const height = baseline + (density[k] / top) * peak;
+    x.push(transform(lo + k * width), transform(lo + (k + 1) * width));
+    y.push(height, height);
+  }
+  x.push(transform(hi));
+  y.push(baseline);
+  return { x, y };
+}
+
+const NO_VALUES = "no finite values";
+const MARGIN = Object.freeze({ l: 58, r: 128, t: 26, b: 28 }); // fixed: no per-frame layout jumps
+
+/** Round tick positions across `range`, about one per 70 px, labelled compactly (a run that
+ *  blows up spans 1e35, where Plotly's own labels collide). */
+function ticksFor([lo, hi], plotWidth) {
+  const step = niceStep(hi - lo, Math.min(8, Math.max(3, Math.floor(plotWidth / 70))));
+  const tickvals = [];
+  for (let k = Math.ceil(lo / step); k * step <= hi + step * 1e-9; k++) tickvals.push(k * step);
+  return { tickmode: "array", tickvals, ticktext: tickvals.map((v) => formatValue(Math.abs(v) < step * 1e-9 ? 0 : v)) };
+}
+
+export class RidgeChart {
+  /** `labels`: element beside the plot for each layer's range; `axisTitle`: the x-axis caption. */
+  constructor(element, { labels, axisTitle, ...options } = {}) {
+    this.element = element;
+    this.labels = labels;
+    this.axisTitle = axisTitle;
+    this.labelSpans = [];
+    this.labelGeometry = "";
+    this.options = { ...DEFAULTS, ...options };
+    this.values = this.options.values;
+    this.xMode = this.options.xMode;
+    this.sharedRange = new StableRange();
+    this.layerRange = new StableRange({ symmetric: true }); // std units: centred on each mean
+    this.reset(null);
+  }
+
+  /** A new run (the `started` message) or null: clear everything, lay out its layers. */
+  reset(run) {
+    this.layers = run?.layers ?? [];
+    this.activation = run?.config?.activation ?? null;
+    this.perTrace = Math.max(1, Math.ceil(this.layers.length / this.options.maxTraces));
+    this.colors = depthRamp(Math.max(1, Math.ceil(this.layers.length / this.perTrace)));
+    this.frame = null;
+    // A new run keeps the x-axis (it still shrinks, slowly): right after switching to batch norm
+    // the new, narrow distributions are seen on the old run's wide axis. Reset clears it.
+    if (run === null) this.sharedRange.reset();
+    for (const span of this.labelSpans) span.remove();
+    this.labelSpans = this.layers.map(() => this.labels.appendChild(document.createElement("span")));
+    this.labelGeometry = "";
+    this.dirty = true;
+  }
+
+  /** Keep the newest frame; drawing waits for render(), once per animation frame. */
+  update(frame) {
+    this.frame = frame;
+    this.dirty = true;
+  }
+
+  setValues(values) {
+    this.values = values;
+    this.sharedRange.reset();
+    this.layerRange.reset();
+    this.dirty = true;
+  }
+
+  setXMode(xMode) {
+    this.xMode = xMode;
+    this.dirty = true;
+  }
+
+  /** Draw if anything changed; returns whether it drew a frame. */
+  render() {
+    if (!this.dirty) return false;
+    this.dirty = false;
+    const count = this.layers.length;
+    const frameLayers = this.frame?.layers ?? [];
+    // One trace per layer up to `maxTraces`; deeper nets share a trace between neighbouring
+    // layers (null-separated, each outline filled on its own). Plotly's cost grows with the
+    // number of traces far more than with the number of points.
+    const perTrace = this.perTrace;
+    const traces = [];
+    const labels = [];
+    let lo = Infinity;
+    let hi = -Infinity;
+    let x = [];
+    let y = [];
+    frameLayers.forEach((layer, i) => {
+      const histogram = layer[this.values];
+      const outline = ridgeOutline(histogram, count - 1 - i, this.options.peak, this.transformFor(histogram));
+      if (outline.x.length) {
+        lo = Math.min(lo, outline.x[0]);
+        hi = Math.max(hi, outline.x[outline.x.length - 1]);
+        if (x.length) { x.push(null); y.push(null); }
+        x = x.concat(outline.x);
+        y = y.concat(outline.y);
+      }
+      labels.push(this.rangeLabel(histogram));
+      if ((i + 1) % perTrace === 0 || i === frameLayers.length - 1) {
+        traces.push(this.trace(x, y, this.colors[Math.floor(i / perTrace)] ?? this.colors.at(-1)));
+        x = [];
+        y = [];
+      }
+    });
+    const range = (this.xMode === "layer" ? this.layerRange : this.sharedRange).fit(lo, hi);
+    Plotly.react(this.element, traces, this.layout(count, range), PLOT_CONFIG);
+    this.showLabels(labels);
+    return this.frame !== null;
+  }
+
+  /** Put each layer's range beside its ridge; text and positions change only when they must. */
+  showLabels(labels) {
+    const { height } = sizeOf(this);
+    const geometry = `${height}:${this.labelSpans.length}`;
+    const [yMin, yMax] = this.yRange();
+    const plotHeight = height - MARGIN.t - MARGIN.b;
+    this.labelSpans.forEach((span, i) => {
+      const text = labels[i] ?? "";
+      if (span.textContent !== text) {
+        span.textContent = text;
+        span.toggleAttribute("data-bad", text === NO_VALUES);
+      }
+      if (geometry !== this.labelGeometry) {
+        const baseline = this.layers.length - 1 - i;
+        span.style.top = `${MARGIN.t + ((yMax - baseline) / (yMax - yMin)) * plotHeight}px`;
+      }
+    });
+    this.labelGeometry = geometry;
+    this.labels.toggleAttribute("data-empty", this.frame === null);
+    this.axisTitle.hidden = this.frame === null;
+    const what = this.values === "pre" ? "pre-activation" : "post-activation";
+    const title = this.xMode === "layer" ? `${what}, in standard deviations from each layer’s mean` : `${what} value`;
+    if (this.axisTitle.textContent !== title) this.axisTitle.textContent = title;
+  }
+
+  yRange() {
+    return [-0.12, Math.max(this.layers.length, 1) - 1 + this.options.peak + 0.1];
+  }
+
+  // --- internals ---------------------------------------------------------------------------------
+
+  transformFor(histogram) {
+    if (this.xMode !== "layer") return (x) => x;
+    const mean = histogram.mean ?? 0;
+    const std = histogram.std > 0 ? histogram.std : 1;
+    return (x) => (x - mean) / std;
+  }
+
+  trace(x, y, color) {
+    const fill = color.map((c) => Math.round(c + (255 - c) * this.options.fillWhite));
+    return {
+      type: "scatter",
+      mode: "lines",
+      x,
+      y,
+      fill: "toself",
+      fillcolor: rgba(fill),
+      line: { color: rgba(color), width: 2, simplify: false },
+      hoverinfo: "skip",
+    };
+  }
+
+  /** A layer's true value range, as the label beside its ridge. */
+  rangeLabel(histogram) {
+    return histogram.n ? `${formatValue(histogram.lo)} … ${formatValue(histogram.hi)}` : NO_VALUES;
+  }
+
+  layout(count, xRange) {
+    const annotations = [];
+    const bounds = this.values === "post" && this.xMode === "shared" ? OUTPUT_BOUNDS[this.activation] : null;
+    const guides = (bounds ?? []).map((x) => ({
+      type: "line", xref: "x", yref: "paper", x0: x, x1: x, y0: 0, y1: 1,
+      line: { color: PALETTE.vermillion, width: 2, dash: "dot" },
+      layer: "below",
+    }));
+    const live = this.values === "pre" && this.xMode === "shared" ? LIVE_RANGE[this.activation] : null;
+    if (live) {
+      guides.push({
+        type: "rect", xref: "x", yref: "paper", x0: -live, x1: live, y0: 0, y1: 1,
+        fillcolor: "rgba(0,158,115,0.10)", line: { width: 0 }, layer: "below",
+      });
+      annotations.push({
+        xref: "x", x: 0, yref: "paper", y: 1, yanchor: "bottom", showarrow: false,
+        text: `${this.activation} has slope here`,
+        font: { size: 14, color: "#00694d" },
+      });
+    }
+    return baseLayout(sizeOf(this), {
+      margin: { ...MARGIN },
+      xaxis: axis({
+        range: xRange ?? [-1, 1],
+        layer: "below traces",
+        zeroline: true,
+        zerolinewidth: 1.5,
+        showgrid: true,
+        ...ticksFor(xRange ?? [-1, 1], sizeOf(this).width - MARGIN.l - MARGIN.r),
+      }),
+      yaxis: axis({
+        range: this.yRange(),
+        tickmode: "array",
+        tickvals: this.layers.map((_, i) => count - 1 - i),
+        ticktext: this.layers.map((_, i) => String(i + 1)),
+        showgrid: false,
+        zeroline: false,
+        showline: false,
+        ticks: "",
+        title: { text: "layer", font: { size: 14, color: PALETTE.ink2 }, standoff: 8 },
+      }),
+      shapes: guides,
+      annotations,
+      ...(this.frame === null ? emptyLayout("") : {}),
+    });
+  }
+}

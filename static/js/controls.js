@@ -1,0 +1,295 @@
+// The settings form: form ⇄ config object, config ⇄ URL query string, presets, field errors.
+// Bounds, choices and defaults come from the RunConfig JSON schema the server renders into the
+// page (templates/index.html); nothing here repeats a limit.
+
+const DEFAULTS = Object.freeze({
+  lrMantissas: [1, 1.5, 2, 3, 5, 7], // notches per decade of the log learning-rate slider
+  presetParam: "preset",             // ?preset=id selects a preset; config fields override it
+  urlWriteDelayMs: 250,              // browsers refuse more than ~100 replaceState calls per 30 s
+});
+
+/** Notches of a log slider from `min` to `max`: 1, 1.5, 2, 3, 5, 7 × every power of ten. */
+export function lrNotches(min, max, mantissas = DEFAULTS.lrMantissas) {
+  const notches = [];
+  for (let exponent = Math.floor(Math.log10(min)); exponent <= Math.ceil(Math.log10(max)); exponent++) {
+    for (const mantissa of mantissas) {
+      const value = Number((mantissa * 10 ** exponent).toPrecision(3));
+      if (value >= min * (1 - 1e-9) && value <= max * (1 + 1e-9)) notches.push(value);
+    }
+  }
+  return notches;
+}
+
+/** Index of the notch nearest to `value` on a log scale. */
+export function nearestNotch(notches, value) {
+  if (!(value > 0)) return 0;
+  let best = 0;
+  for (let i = 1; i < notches.length; i++) {
+    if (Math.abs(Math.log(notches[i] / value)) < Math.abs(Math.log(notches[best] / value))) best = i;
+  }
+  return best;
+}
+
+/** The next notch above (direction +1) or below (−1) `value`, or `value` at the end of the scale. */
+export function stepNotch(notches, value, direction) {
+  if (direction > 0) return notches.find((notch) => notch > value * (1 + 1e-9)) ?? value;
+  return [...notches].reverse().find((notch) => notch < value * (1 - 1e-9)) ?? value;
+}
+
+/** The query string of a config (every field, in schema order) and the preset it started from. */
+export function configToQuery(config, presetId, fieldOrder) {
+  const params = new URLSearchParams();
+  if (presetId) params.set(DEFAULTS.presetParam, presetId);
+  for (const name of fieldOrder) {
+    const value = config[name];
+    if (value !== null && value !== undefined && value !== "") params.set(name, String(value));
+  }
+  return params.toString();
+}
+
+/** {presetId, overrides} from a query string. Values are typed from the schema but not checked:
+ *  the server validates, and its errors are shown next to the field. */
+export function configFromQuery(search, schema) {
+  const params = new URLSearchParams(search);
+  const overrides = {};
+  for (const [name, prop] of Object.entries(schema.properties)) {
+    if (!params.has(name)) continue;
+    const text = params.get(name).trim();
+    const isNumeric = prop.type === "integer" || prop.type === "number";
+    if (prop.type === "boolean") overrides[name] = text === "true" ? true : text === "false" ? false : text;
+    else overrides[name] = isNumeric && text !== "" && Number.isFinite(Number(text)) ? Number(text) : text;
+  }
+  return { presetId: params.get(DEFAULTS.presetParam), overrides };
+}
+
+/** The schema's default for every field. */
+export function defaultsFromSchema(schema) {
+  return Object.fromEntries(Object.entries(schema.properties).map(([name, prop]) => [name, prop.default]));
+}
+
+/** Same config, field by field; `ignore` lists fields left out of the comparison. */
+export function sameConfig(a, b, ignore = []) {
+  return Object.keys({ ...a, ...b }).every((name) => ignore.includes(name) || a[name] === b[name]);
+}
+
+/** The settings form, its presets and its mirror in the URL. */
+export class Controls {
+  constructor(form, { schema, presets, defaultPreset, story }) {
+    this.form = form;
+    this.schema = schema;
+    // The URL lists fields in the order the form shows them: the main four first.
+    this.fieldOrder = [...new Set([...form.elements].map((el) => el.name).filter((n) => n in schema.properties))];
+    this.presets = new Map(presets.map((preset) => [preset.id, preset]));
+    this.defaultPreset = defaultPreset;
+    this.story = story; // {summary, look, question}: elements that tell the preset's story
+    this.presetSelect = form.elements.namedItem("preset");
+    this.more = form.querySelector("details.more");
+    this.depthRange = form.querySelector("#f-depth-range");
+    this.depthInput = form.elements.namedItem("depth");
+    this.lrRange = form.querySelector("#f-lr-range");
+    this.lrInput = form.elements.namedItem("lr");
+    this.lrSteps = lrNotches(Number(this.lrRange.dataset.min), Number(this.lrRange.dataset.max));
+    this.lrRange.max = String(this.lrSteps.length - 1);
+    this.listeners = { change: [], lr: [] };
+    this.urlTimer = null;
+
+    form.addEventListener("submit", (event) => event.preventDefault());
+    form.addEventListener("input", (event) => this.onInput(event));
+    form.addEventListener("change", (event) => {
+      if (event.target === this.presetSelect) this.selectPreset(this.presetSelect.value);
+    });
+  }
+
+  /** `handler(config, field)` after the user changes any config field. */
+  onChange(handler) { this.listeners.change.push(handler); }
+
+  /** `handler(lr)` after the user changes the learning rate (slider, box or arrow keys). */
+  onLearningRate(handler) { this.listeners.lr.push(handler); }
+
+  /** Fill the form from the URL: ?preset=id, then any config fields; no params: the default preset. */
+  loadFromUrl(search = window.location.search) {
+    const { presetId, overrides } = configFromQuery(search, this.schema);
+    const known = presetId && this.presets.has(presetId);
+    this.selectPreset(known ? presetId : this.defaultPreset, { writeUrl: false });
+    this.writeConfig(overrides);
+    this.refreshEdited();
+    this.writeUrlNow();
+    return { unknownPreset: presetId && !known ? presetId : null };
+  }
+
+  selectPreset(id, { writeUrl = true } = {}) {
+    const preset = this.presets.get(id);
+    if (!preset) return;
+    this.presetSelect.value = id;
+    this.writeConfig({ ...defaultsFromSchema(this.schema), ...preset.config });
+    this.story.summary.textContent = preset.summary;
+    this.story.look.textContent = preset.look_for;
+    this.story.question.textContent = preset.question;
+    this.clearErrors();
+    this.refreshEdited();
+    if (writeUrl) this.writeUrlSoon();
+    this.emit("change", this.readConfig(), "preset");
+  }
+
+  /** The config the form describes: every field, typed; an empty or unreadable value is null. */
+  readConfig() {
+    const config = {};
+    for (const [name, prop] of Object.entries(this.schema.properties)) {
+      const element = this.form.elements.namedItem(name);
+      if (!element) continue;
+      const text = element.value; // a RadioNodeList's value is the checked radio's, or ""
+      if (prop.type === "boolean") {
+        config[name] = Boolean(element.checked);
+      } else if (prop.type === "integer" || prop.type === "number") {
+        config[name] = text === "" || !Number.isFinite(Number(text)) ? null : Number(text);
+      } else {
+        config[name] = text === "" ? null : text;
+      }
+    }
+    return config;
+  }
+
+  /** Put the given fields into the form; values it cannot hold (an unknown choice) leave it empty. */
+  writeConfig(config) {
+    for (const [name, value] of Object.entries(config)) {
+      const element = this.form.elements.namedItem(name);
+      if (!element) continue;
+      if (element instanceof RadioNodeList) {
+        for (const radio of element) radio.checked = radio.value === String(value);
+      } else if (element.type === "checkbox") {
+        element.checked = value === true || value === "true";
+      } else {
+        element.value = value === null || value === undefined ? "" : String(value);
+      }
+      if (name === "depth") this.depthRange.value = element.value;
+      if (name === "lr") this.syncLrRange();
+    }
+  }
+
+  get learningRate() {
+    const lr = Number(this.lrInput.value);
+    return Number.isFinite(lr) && lr > 0 ? lr : Number(this.schema.properties.lr.default);
+  }
+
+  /** Move the learning rate one notch up (+1) or down (−1) the log scale. */
+  nudgeLearningRate(direction) {
+    const lr = stepNotch(this.lrSteps, this.learningRate, direction);
+    this.lrInput.value = String(lr);
+    this.syncLrRange();
+    this.clearErrors("lr");
+    this.changed("lr");
+    return lr;
+  }
+
+  /** Pick a norm by its position in the schema's list (0-based), as the 1–5 keys do; false when
+   *  there is no such choice. */
+  selectNorm(index) {
+    const choices = this.schema.properties.norm.enum;
+    if (index < 0 || index >= choices.length) return false;
+    this.writeConfig({ norm: choices[index] });
+    this.clearErrors("norm");
+    this.changed("norm");
+    return true;
+  }
+
+  focusPreset() { this.presetSelect.focus(); }
+
+  /** Show the server's per-field errors next to their fields; returns those that name no field. */
+  showErrors(errors) {
+    const unplaced = [];
+    let first = null;
+    for (const error of errors ?? []) {
+      const slot = this.form.querySelector(`[data-error-for="${CSS.escape(error.field)}"]`);
+      if (!slot) { unplaced.push(error); continue; }
+      slot.textContent = error.message;
+      slot.hidden = false;
+      for (const input of this.inputsOf(error.field)) input.setAttribute("aria-invalid", "true");
+      if (this.more.contains(slot)) this.more.open = true;
+      first ??= slot;
+    }
+    first?.scrollIntoView({ block: "nearest" }); // the panel scrolls: bring the first one into view
+    return unplaced;
+  }
+
+  clearErrors(field = null) {
+    const selector = field ? `[data-error-for="${CSS.escape(field)}"]` : "[data-error-for]";
+    for (const slot of this.form.querySelectorAll(selector)) {
+      if (slot.hidden) continue;
+      slot.hidden = true;
+      slot.textContent = "";
+      for (const input of this.inputsOf(slot.dataset.errorFor)) input.removeAttribute("aria-invalid");
+    }
+  }
+
+  // --- internals ---------------------------------------------------------------------------------
+
+  onInput(event) {
+    const target = event.target;
+    if (target === this.presetSelect) return; // handled on "change"
+    let field = target.name;
+    if (target === this.depthRange) {
+      this.depthInput.value = target.value;
+      field = "depth";
+    } else if (target === this.depthInput) {
+      if (target.value !== "") this.depthRange.value = target.value;
+    } else if (target === this.lrRange) {
+      this.lrInput.value = String(this.lrSteps[Number(target.value)]);
+      this.syncLrRange();
+      field = "lr";
+    } else if (target === this.lrInput) {
+      this.syncLrRange();
+    }
+    if (!field || !(field in this.schema.properties)) return;
+    this.clearErrors(field);
+    this.changed(field);
+  }
+
+  changed(field) {
+    this.refreshEdited();
+    this.writeUrlSoon();
+    const config = this.readConfig();
+    if (field === "lr" && config.lr !== null) this.emit("lr", config.lr);
+    this.emit("change", config, field);
+  }
+
+  syncLrRange() {
+    const lr = Number(this.lrInput.value);
+    if (Number.isFinite(lr) && lr > 0) this.lrRange.value = String(nearestNotch(this.lrSteps, lr));
+    this.lrRange.setAttribute("aria-valuetext", `learning rate ${this.lrInput.value}`);
+  }
+
+  /** Mark the preset as edited when the form no longer matches it. */
+  refreshEdited() {
+    const preset = this.presets.get(this.presetSelect.value);
+    const base = { ...defaultsFromSchema(this.schema), ...(preset?.config ?? {}) };
+    const edited = !sameConfig(base, this.readConfig());
+    this.presetSelect.closest(".field").toggleAttribute("data-edited", edited);
+  }
+
+  inputsOf(field) {
+    const element = this.form.elements.namedItem(field);
+    if (!element) return [];
+    return element instanceof RadioNodeList ? [...element] : [element];
+  }
+
+  writeUrlSoon() {
+    clearTimeout(this.urlTimer);
+    this.urlTimer = setTimeout(() => this.writeUrlNow(), DEFAULTS.urlWriteDelayMs);
+  }
+
+  writeUrlNow() {
+    clearTimeout(this.urlTimer);
+    const params = new URLSearchParams(configToQuery(this.readConfig(), this.presetSelect.value, this.fieldOrder));
+    // Parameters that are not settings (an access token, say) stay in the URL as they were.
+    for (const [name, value] of new URLSearchParams(window.location.search)) {
+      if (!(name in this.schema.properties) && name !== DEFAULTS.presetParam) params.set(name, value);
+    }
+    const query = params.toString();
+    const url = `${window.location.pathname}?${query}${window.location.hash}`;
+    window.history.replaceState(null, "", url);
+  }
+
+  emit(kind, ...args) {
+    for (const handler of this.listeners[kind]) handler(...args);
+  }
+}
