@@ -8,7 +8,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import orjson
@@ -28,58 +28,78 @@ def encode(message: dict[str, Any]) -> str:
 class Outbox:
     """Messages waiting for one client.
 
-    Control messages (started, state, error) queue in order and are never dropped; frames share
-    one slot, so a slow reader only ever costs the newest frame. A frame pending when a control
-    message arrives is queued ahead of it, keeping the order the run produced them in.
-    Written from worker threads, read on the event loop through `wake`.
+    Control messages (started, state, error) queue in order and are never dropped; frames wait in
+    one slot per run ("A" and "B" in compare mode, "" otherwise), so a slow reader only ever costs
+    the newest frame of each run. Frames pending when a control message arrives are queued ahead
+    of it, keeping the order the run produced them in. Written from worker threads, read on the
+    event loop through `wake`.
     """
 
     def __init__(self, wake: Callable[[], None]) -> None:
         self._lock = threading.Lock()
-        self._messages: deque[tuple[str, bool]] = deque()  # (text, is_frame), oldest first
-        self._frame: str | None = None
+        self._messages: deque[tuple[str, str | None]] = deque()  # (text, frame slot or None)
+        self._frames: dict[str, str] = {}  # newest unsent frame per slot, in arrival order
         self._wake = wake
         self.run_id = 0  # messages from any other run are stale and dropped
         self.frames_dropped = 0
 
     def put(self, message: dict[str, Any], is_frame: bool = False, run_id: int | None = None) -> None:
-        self.put_text(encode(message), is_frame, run_id)
+        slot = str(message.get("run", "")) if is_frame else None
+        self.put_text(encode(message), slot, run_id)
 
-    def put_text(self, text: str, is_frame: bool = False, run_id: int | None = None) -> None:
-        """Queue an already-encoded message (frames from a worker process arrive this way)."""
+    def put_text(self, text: str, slot: str | None = None, run_id: int | None = None) -> None:
+        """Queue an encoded message: a frame for `slot`, or a control message when slot is None."""
         with self._lock:
             if run_id is not None and run_id != self.run_id:
                 return
-            if is_frame:
-                if self._frame is not None:
+            if slot is not None:
+                if slot in self._frames:
                     self.frames_dropped += 1
-                self._frame = text
+                    del self._frames[slot]  # re-inserted last: slots stay in arrival order
+                self._frames[slot] = text
             else:
-                if self._frame is not None:
-                    self._messages.append((self._frame, True))
-                    self._frame = None
-                self._messages.append((text, False))
+                self._messages.extend((frame, key) for key, frame in self._frames.items())
+                self._frames.clear()
+                self._messages.append((text, None))
         self._wake()
 
-    def take_tagged(self) -> list[tuple[str, bool]]:
-        """Everything pending as (text, is_frame), oldest first (empty when nothing is)."""
+    def take_tagged(self) -> list[tuple[str, str | None]]:
+        """Everything pending as (text, frame slot or None), oldest first."""
         with self._lock:
             out = list(self._messages)
             self._messages.clear()
-            if self._frame is not None:
-                out.append((self._frame, True))
-                self._frame = None
+            out.extend((frame, key) for key, frame in self._frames.items())
+            self._frames.clear()
             return out
 
     def take(self) -> list[str]:
         return [text for text, _ in self.take_tagged()]
 
 
-class Run:
-    """One Trainer on its own thread, steered by pause/resume/step/stop/set_lr from any thread."""
+@dataclass(frozen=True)
+class Sweep:
+    """A learning-rate sweep: short runs of the config (and its twin) at each rate."""
 
-    def __init__(self, spec: RunSpec, outbox: Outbox, run_id: int, max_seconds: float | None = None) -> None:
+    lrs: tuple[float, ...]
+    steps: int
+
+
+class Run:
+    """One Trainer (or twins A and B in lockstep, or a sweep) on its own thread, steered by
+    pause/resume/step/stop/set_lr from any thread."""
+
+    def __init__(
+        self,
+        spec: RunSpec,
+        outbox: Outbox,
+        run_id: int,
+        max_seconds: float | None = None,
+        twin: RunSpec | None = None,
+        sweep: Sweep | None = None,
+    ) -> None:
         self.spec = spec
+        self.twin = twin  # compare mode: run B's spec
+        self.sweep = sweep
         self.max_seconds = max_seconds
         self._timed_out = False
         self.run_id = run_id
@@ -92,7 +112,7 @@ class Run:
         self._pending_lr: float | None = None
         self.step = 0
         self.finished = threading.Event()
-        self.trainer: Trainer | None = None
+        self.trainers: list[Trainer] = []
         # Never a pooled thread (anyio.to_thread): those are shared and cannot be cancelled.
         self._thread = threading.Thread(target=self._main, name=f"run-{run_id}", daemon=True)
 
@@ -122,11 +142,9 @@ class Run:
                 self._cond.notify_all()
 
     def set_lr(self, lr: float) -> None:
-        trainer = self.trainer
-        if trainer is not None:
-            trainer.set_lr(lr)
-        else:
-            self._pending_lr = lr  # picked up once the trainer exists
+        self._pending_lr = lr  # picked up by trainers still being built
+        for trainer in self.trainers:
+            trainer.set_lr(lr)  # twins change together: the comparison stays fair
 
     def stop(self) -> None:
         self._stop.set()
@@ -157,30 +175,10 @@ class Run:
             timer.daemon = True
             timer.start()
         try:
-            trainer = Trainer(self.spec)
-            self.trainer = trainer
-            if self._pending_lr is not None:
-                trainer.set_lr(self._pending_lr)
-            self._emit(
-                {
-                    "type": "started",
-                    "config": asdict(self.spec),
-                    "layers": trainer.layer_names,
-                    "device": str(trainer.device),
-                    "params": trainer.parameter_count,
-                }
-            )
-            self._state("running")
-            pace = Pace(self.spec.max_steps_per_s)
-            for snapshot in trainer.run(self._stop):
-                self.step = snapshot.step
-                self._emit(snapshot.to_wire(), is_frame=True)
-                if self._wait_while_paused():
-                    pace.restart(snapshot.step)
-                else:
-                    pace.hold(snapshot.step, self._stop)
-            self.step = trainer.step
-            self._state("timeout" if self._timed_out else (trainer.outcome or "stopped"))
+            if self.sweep is not None:
+                self._run_sweep(self.sweep)
+            else:
+                self._run_trainers()
         except Exception as exc:  # a run may fail; the server and the connection must not
             logger.exception("run %s failed", self.run_id)
             self._emit(
@@ -195,8 +193,123 @@ class Run:
         finally:
             if timer is not None:
                 timer.cancel()
-            self.trainer = None  # drop the model and data as soon as the run ends
+            self.trainers = []  # drop the models and data as soon as the run ends
             self.finished.set()
+
+    def _end_state(self, outcomes: list[str | None]) -> str:
+        if self._timed_out:
+            return "timeout"
+        if self._stop.is_set() or None in outcomes:
+            return "stopped"
+        if "done" in outcomes:
+            return "done"
+        return outcomes[0] or "stopped"
+
+    def _run_trainers(self) -> None:
+        specs = {"": self.spec} if self.twin is None else {"A": self.spec, "B": self.twin}
+        trainers = {label: Trainer(spec) for label, spec in specs.items()}
+        self.trainers = list(trainers.values())
+        if self._pending_lr is not None:
+            for trainer in self.trainers:
+                trainer.set_lr(self._pending_lr)
+        first = self.trainers[0]
+        started: dict[str, Any] = {
+            "type": "started",
+            "config": asdict(self.spec),
+            "layers": first.layer_names,
+            "device": str(first.device),
+            "params": first.parameter_count,
+        }
+        if self.twin is not None:
+            started["runs"] = ["A", "B"]
+            started["configs"] = {label: asdict(spec) for label, spec in specs.items()}
+            started["compare"] = {
+                key: value for key, value in asdict(self.twin).items() if asdict(self.spec)[key] != value
+            }
+        self._emit(started)
+        self._state("running")
+        pace = Pace(self.spec.max_steps_per_s)
+        # Lockstep: each round asks every live run for its next snapshot, so step k of A and
+        # step k of B go out together; a run that ends (diverges, say) leaves its twin going.
+        live = {label: trainer.run(self._stop) for label, trainer in trainers.items()}
+        while live:
+            step, ended = None, []
+            for label in list(live):
+                snapshot = next(live[label], None)
+                if snapshot is None:
+                    del live[label]
+                    ended.append(label)
+                    continue
+                frame = snapshot.to_wire()
+                if label:
+                    frame["run"] = label
+                self._emit(frame, is_frame=True)
+                step = snapshot.step
+            if step is None:
+                break
+            for label in ended:  # its twin carries on: say which run ended, and how
+                trainer = trainers[label]
+                self._emit({"type": "state", "state": trainer.outcome, "step": trainer.step, "run": label})
+            self.step = step
+            if self._wait_while_paused():
+                pace.restart(step)
+            else:
+                pace.hold(step, self._stop)
+        self.step = max(trainer.step for trainer in self.trainers)
+        self._state(self._end_state([trainer.outcome for trainer in self.trainers]))
+
+    def _run_sweep(self, sweep: Sweep) -> None:
+        bases = {"A": self.spec} if self.twin is None else {"A": self.spec, "B": self.twin}
+        points = [(label, lr) for lr in sweep.lrs for label in bases]
+        self._emit(
+            {
+                "type": "started",
+                "config": asdict(self.spec),
+                "sweep": {"lrs": list(sweep.lrs), "steps": sweep.steps, "runs": list(bases)},
+                "layers": [],
+            }
+        )
+        self._state("running")
+        for index, (label, lr) in enumerate(points):
+            if self._stop.is_set():
+                break
+            spec = replace(
+                bases[label],
+                lr=lr,
+                steps=sweep.steps,
+                emit_every=sweep.steps,
+                eval_every=sweep.steps,
+                max_steps_per_s=0,
+                probe_gradients=False,
+                ics_every=0,
+                landscape_every=0,
+            )
+            trainer = Trainer(spec)
+            self.trainers = [trainer]
+            last = None
+            for snapshot in trainer.run(self._stop):
+                last = snapshot
+            if trainer.outcome == "stopped":
+                break
+            diverged = trainer.outcome == "diverged"
+            loss, accuracy = (None, None) if diverged else trainer.train_metrics()
+            self._emit(
+                {
+                    "type": "sweep_result",
+                    "run": label,
+                    "lr": lr,
+                    "final_loss": loss,
+                    "train_acc": accuracy,
+                    "test_acc": None if diverged or last is None else last.test_acc,
+                    "diverged": diverged,
+                    "step": trainer.step,
+                    "index": index,
+                    "total": len(points),
+                }
+            )
+            self.step = index + 1
+            self._wait_while_paused()
+        self._state(self._end_state(["done" if self.step == len(points) else None]))
 
     def _wait_while_paused(self) -> bool:
         """Block while paused (a requested step lets one frame through); True if it paused."""

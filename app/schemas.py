@@ -94,6 +94,19 @@ class StartMessage(BaseModel):
     model_config = _STRICT
     type: Literal["start"]
     config: dict[str, Any] = Field(default_factory=dict)
+    compare: dict[str, Any] | None = Field(None, description="fields that differ for run B")
+
+
+MAX_SWEEP_POINTS = 12
+
+
+class SweepMessage(BaseModel):
+    model_config = _STRICT
+    type: Literal["sweep"]
+    config: dict[str, Any] = Field(default_factory=dict)
+    compare: dict[str, Any] | None = None
+    lrs: list[Annotated[float, Field(ge=1e-5, le=10)]] = Field(min_length=1, max_length=MAX_SWEEP_POINTS)
+    steps: int = Field(300, ge=10, le=5000, description="steps of each short run")
 
 
 class PauseMessage(BaseModel):
@@ -123,7 +136,7 @@ class SetMessage(BaseModel):
 
 
 ClientMessage = Annotated[
-    StartMessage | PauseMessage | ResumeMessage | StepMessage | StopMessage | SetMessage,
+    StartMessage | SweepMessage | PauseMessage | ResumeMessage | StepMessage | StopMessage | SetMessage,
     Field(discriminator="type"),
 ]
 _CLIENT_MESSAGE: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
@@ -156,12 +169,47 @@ def parse_client_message(text: str | bytes) -> ClientMessage:
         raise ProtocolError("invalid_message", _summary(errors), errors) from None
 
 
-def parse_run_config(config: dict[str, Any]) -> RunConfig:
+def parse_run_config(config: dict[str, Any], prefix: str = "") -> RunConfig:
+    """Validate a run config; error fields are named `prefix + field` ("compare.lr")."""
     try:
         return RunConfig.model_validate(config)
     except ValidationError as exc:
-        errors = describe_errors(exc)
+        errors = [{**e, "field": prefix + e["field"]} for e in describe_errors(exc)]
         raise ProtocolError("invalid_config", _summary(errors), errors) from None
+
+
+LOCKSTEP_FIELDS = (
+    "steps",
+    "emit_every",
+    "eval_every",
+    "max_steps_per_s",
+    "drift_lag",
+    "ics_every",
+    "landscape_every",
+)
+
+
+def parse_twin_configs(
+    config: dict[str, Any], compare: dict[str, Any] | None
+) -> tuple[RunConfig, RunConfig | None]:
+    """Run A's config and, in compare mode, run B's: A's with the `compare` fields changed.
+
+    Twins step in lockstep, so they must share the fields that set the cadence."""
+    first = parse_run_config(config)
+    if compare is None:
+        return first, None
+    locked = [name for name in LOCKSTEP_FIELDS if name in compare and compare[name] != getattr(first, name)]
+    if locked:
+        errors = [
+            {
+                "field": f"compare.{name}",
+                "message": f"twin runs share {name}: it cannot differ in compare mode",
+            }
+            for name in locked
+        ]
+        raise ProtocolError("invalid_config", _summary(errors), errors)
+    second = parse_run_config({**first.model_dump(), **compare}, prefix="compare.")
+    return first, second
 
 
 _TYPE_WORDS = {
@@ -191,7 +239,7 @@ def describe_errors(exc: ValidationError) -> list[dict[str, str]]:
     return out
 
 
-_TAGS = {"start", "pause", "resume", "step", "stop", "set"}
+_TAGS = {"start", "sweep", "pause", "resume", "step", "stop", "set"}
 
 
 def _message(field: str, err: Any) -> str:

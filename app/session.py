@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import itertools
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 from app.budget import RunCost
 from app.config import Settings
@@ -19,7 +20,8 @@ from app.schemas import (
     StartMessage,
     StepMessage,
     StopMessage,
-    parse_run_config,
+    SweepMessage,
+    parse_twin_configs,
 )
 from app.spec import RunSpec
 from app.workers import Busy, RemoteRun, WorkerPool
@@ -56,10 +58,10 @@ class Session:
 
     def handle(self, message: ClientMessage) -> None:
         """Act on one message; raises ProtocolError for anything refused."""
-        if isinstance(message, StartMessage):
-            spec = self.validate(message)
+        if isinstance(message, StartMessage | SweepMessage):
+            job = self.validate(message)
             self._cancel_start()
-            self._starting = asyncio.create_task(self._start(spec))
+            self._starting = asyncio.create_task(self._start(job))
             return
         if self.waiting:
             if isinstance(message, StopMessage):
@@ -81,18 +83,26 @@ class Session:
         elif isinstance(message, SetMessage):
             run.set_lr(message.lr)
 
-    def validate(self, message: StartMessage) -> RunSpec:
-        spec = parse_run_config(message.config).to_spec()
-        if spec.device == "cuda" and not self.cuda_available:
-            raise ProtocolError(
-                "invalid_config",
-                "device cuda is not available on this server",
-                [{"field": "device", "message": "device must be auto or cpu here: torch sees no GPU"}],
-            )
-        check_budget(spec, self.settings)
-        return spec
+    def validate(self, message: StartMessage | SweepMessage) -> Job:
+        first, second = parse_twin_configs(message.config, message.compare)
+        spec = first.to_spec()
+        twin = second.to_spec() if second is not None else None
+        for run_spec in (spec, twin):
+            if run_spec is not None and run_spec.device == "cuda" and not self.cuda_available:
+                raise ProtocolError(
+                    "invalid_config",
+                    "device cuda is not available on this server",
+                    [{"field": "device", "message": "device must be auto or cpu here: torch sees no GPU"}],
+                )
+        runs = 1 if twin is None else 2
+        if isinstance(message, SweepMessage):
+            sweep = (tuple(message.lrs), message.steps)
+            check_budget(replace(spec, steps=message.steps), self.settings, runs * len(message.lrs))
+            return Job(spec, twin, sweep)
+        check_budget(spec, self.settings, runs)
+        return Job(spec, twin, None)
 
-    async def _start(self, spec: RunSpec) -> None:
+    async def _start(self, job: Job) -> None:
         run_id = next(self._run_ids)
         # Silence the old run first, then say it stopped: no stale frame can follow 'started'.
         self.outbox.run_id = run_id
@@ -115,7 +125,9 @@ class Session:
             )
             self.on_busy()
             return
-        self.run = worker.begin(spec, self.outbox, run_id, self.settings.max_run_seconds)
+        self.run = worker.begin(
+            job.spec, self.outbox, run_id, self.settings.max_run_seconds, twin=job.twin, sweep=job.sweep
+        )
 
     def _queued(self, position: int) -> None:
         self.outbox.put({"type": "queued", "position": position, "runs": self.pool.size})
@@ -144,8 +156,18 @@ async def _finished(run: RemoteRun) -> None:
     await done.wait()
 
 
-def check_budget(spec: RunSpec, settings: Settings) -> None:
-    """Refuse a run whose size or total work is over the server's limits, naming the limit."""
+@dataclass(frozen=True)
+class Job:
+    """What a validated start or sweep asks a worker to do."""
+
+    spec: RunSpec
+    twin: RunSpec | None  # compare mode: run B
+    sweep: tuple[tuple[float, ...], int] | None  # (learning rates, steps of each run)
+
+
+def check_budget(spec: RunSpec, settings: Settings, runs: int = 1) -> None:
+    """Refuse a job whose size or total work is over the server's limits, naming the limit.
+    `runs` counts the trainings it holds (twins: 2; a sweep: points x twins)."""
     cost = RunCost.of(spec)
     errors = []
     if cost.parameters > settings.max_parameters:
@@ -164,11 +186,11 @@ def check_budget(spec: RunSpec, settings: Settings) -> None:
                 f"{settings.max_activation_values:,}: lower batch_size, width or depth",
             }
         )
-    if cost.train_flops > settings.max_train_flops:
+    if cost.train_flops * runs > settings.max_train_flops:
         errors.append(
             {
                 "field": "steps",
-                "message": f"this run needs about {cost.train_flops:.2g} FLOPs; the limit is "
+                "message": f"this run needs about {cost.train_flops * runs:.2g} FLOPs; the limit is "
                 f"{settings.max_train_flops:.2g}: lower steps, batch_size, width or depth",
             }
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import deque
@@ -301,6 +302,18 @@ class Trainer:
         for x, y in self._test_batches():
             correct += int((self.model(x).argmax(dim=1) == y).sum().item())
         return correct / len(self.y_test)
+
+    @torch.no_grad()
+    def train_metrics(self) -> tuple[float | None, float]:
+        """Loss and accuracy on the whole training split, in eval mode (a sweep's final point)."""
+        self.model.eval()
+        try:
+            logits = self.model(self.x_train)
+            loss = F.cross_entropy(logits, self.y_train).item()
+            accuracy = (logits.argmax(dim=1) == self.y_train).float().mean().item()
+            return (loss if math.isfinite(loss) else None), accuracy
+        finally:
+            self.model.train()
 
     @torch.no_grad()
     def test_accuracy(self) -> float:

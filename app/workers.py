@@ -4,10 +4,12 @@ A crash, an out-of-memory kill or a runaway run takes down its worker, never the
 parent sees the pipe close, tells the session its run `failed` and spawns a replacement.
 
 Wire between parent and worker (a duplex multiprocessing pipe):
-  parent -> worker  pickled tuples: ("run", spec_fields, run_id, max_seconds), ("pause",),
-                    ("resume",), ("step",), ("stop",), ("set_lr", lr), ("quit",)
-  worker -> parent  bytes: b"F" + frame JSON, b"M" + control-message JSON, b"I" (idle: ready
-                    for a job, or the last job's messages are all sent)
+  parent -> worker  pickled tuples: ("run", spec_fields, run_id, max_seconds, twin_fields | None,
+                    (lrs, steps) | None), ("pause",), ("resume",), ("step",), ("stop",),
+                    ("set_lr", lr), ("quit",)
+  worker -> parent  bytes: b"F" + slot + frame JSON (slot: b"A", b"B", or b"-" for a single run),
+                    b"M" + control-message JSON, b"I" (idle: ready for a job, or the last job's
+                    messages are all sent)
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import orjson
 from app.spec import RunSpec
 
 FRAME, MESSAGE, IDLE = b"F", b"M", b"I"
+NO_SLOT = b"-"  # the frame slot of a single run
 KILL_GRACE_S = 5.0  # a run that ignores stop (or its time limit) this long is killed
 
 logger = logging.getLogger(__name__)
@@ -59,7 +62,7 @@ def _warm_up() -> None:
 
 
 def _serve_jobs(conn: Connection) -> None:
-    from app.runner import Outbox, Run
+    from app.runner import Outbox, Run, Sweep
 
     _warm_up()
     send_lock = threading.Lock()
@@ -75,12 +78,19 @@ def _serve_jobs(conn: Connection) -> None:
             return
         if job[0] != "run":
             continue  # a command for a run that already ended
-        _, spec_fields, run_id, max_seconds = job
+        _, spec_fields, run_id, max_seconds, twin_fields, sweep = job
         forwarder = _Forwarder(send)
         outbox = Outbox(forwarder.wake)
         outbox.run_id = run_id
         forwarder.attach(outbox)
-        run = Run(RunSpec(**spec_fields), outbox, run_id, max_seconds)
+        run = Run(
+            RunSpec(**spec_fields),
+            outbox,
+            run_id,
+            max_seconds,
+            twin=RunSpec(**twin_fields) if twin_fields else None,
+            sweep=Sweep(tuple(sweep[0]), sweep[1]) if sweep else None,
+        )
         run.start()
         try:
             while not run.finished.is_set():
@@ -129,8 +139,9 @@ class _Forwarder:
                 self._flush(self._outbox)
 
     def _flush(self, outbox: Any) -> None:
-        for text, is_frame in outbox.take_tagged():
-            self._send((FRAME if is_frame else MESSAGE) + text.encode())
+        for text, slot in outbox.take_tagged():
+            prefix = MESSAGE if slot is None else FRAME + (slot.encode() or NO_SLOT)
+            self._send(prefix + text.encode())
 
     def attach(self, outbox: Any) -> None:
         self._outbox = outbox
@@ -183,12 +194,12 @@ class RemoteRun:
         if self.finished.is_set():
             callback()
 
-    def deliver(self, text: str, is_frame: bool) -> None:
-        if not is_frame:
+    def deliver(self, text: str, slot: str | None) -> None:
+        if slot is None:
             message = orjson.loads(text)
             if message.get("type") == "state":
                 self.step = message["step"]
-        self.outbox.put_text(text, is_frame, self.run_id)
+        self.outbox.put_text(text, slot, self.run_id)
 
     def end(self, died: str | None = None) -> None:
         if self.finished.is_set():
@@ -225,11 +236,19 @@ class Worker:
         self._reader = threading.Thread(target=self._read, name=f"worker-{self.pid}", daemon=True)
         self._reader.start()
 
-    def begin(self, spec: RunSpec, outbox: Any, run_id: int, max_seconds: float) -> RemoteRun:
+    def begin(
+        self,
+        spec: RunSpec,
+        outbox: Any,
+        run_id: int,
+        max_seconds: float,
+        twin: RunSpec | None = None,
+        sweep: tuple[tuple[float, ...], int] | None = None,
+    ) -> RemoteRun:
         assert self.job is None, "a worker runs one job at a time"
         run = RemoteRun(self, spec, outbox, run_id, max_seconds)
         self.job = run
-        self.send(("run", asdict(spec), run_id, max_seconds))
+        self.send(("run", asdict(spec), run_id, max_seconds, asdict(twin) if twin else None, sweep))
         return run
 
     def send(self, command: tuple[Any, ...]) -> None:
@@ -253,7 +272,11 @@ class Worker:
                     job.end()
                 self._on_idle(self)
             elif self.job is not None:
-                self.job.deliver(data[1:].decode(), kind == FRAME)
+                if kind == FRAME:
+                    slot = data[1:2]
+                    self.job.deliver(data[2:].decode(), "" if slot == NO_SLOT else slot.decode())
+                else:
+                    self.job.deliver(data[1:].decode(), None)
         self.alive = False
         self.process.join(timeout=5)
         code = self.process.exitcode
