@@ -18,6 +18,10 @@ class Preset:
     look_for: str  # what the learner should watch
     question: str  # asked before play
     spec: RunSpec = field(default_factory=RunSpec)
+    compare: dict[str, Any] | None = None  # run B's differing fields: the preset opens in compare mode
+    paper: str | None = None  # the paper whose claim it tests
+    claim: str | None = None  # that claim, with the paper's numbers
+    sweep_lrs: tuple[float, ...] | None = None  # suggested rates for the learning-rate sweep
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -27,6 +31,10 @@ class Preset:
             "look_for": self.look_for,
             "question": self.question,
             "config": asdict(self.spec),
+            "compare": self.compare,
+            "paper": self.paper,
+            "claim": self.claim,
+            "sweep_lrs": list(self.sweep_lrs) if self.sweep_lrs else None,
         }
 
 
@@ -163,4 +171,148 @@ PRESETS: tuple[Preset, ...] = (
     ),
 )
 
+_SANTURKAR_RELU = RunSpec(
+    dataset="digits",
+    depth=6,
+    width=100,
+    activation="relu",
+    init="kaiming",
+    optimizer="sgd",
+    lr=0.1,
+    batch_size=128,
+    steps=600,
+    emit_every=10,
+    max_steps_per_s=60,
+)
+
+INSTRUMENT_PRESETS: tuple[Preset, ...] = (
+    Preset(
+        id="compare-bn",
+        title="Side by side: no norm vs batch norm",
+        summary="The deep sigmoid network twice, in lockstep: A without normalization, B with batch "
+        "norm. Same seed, same data order, same initial weights.",
+        look_for="Read the two ridge plots row by row: A's layers spread and saturate, B's stay in one "
+        "band. The drift strip shows how far each layer's distribution moves between frames.",
+        question="If B's layers barely drift, is that why it learns faster? The next presets test it.",
+        spec=replace(_DEEP_SIGMOID, probe_gradients=True),
+        compare={"norm": "batch"},
+    ),
+    Preset(
+        id="gradients",
+        title="Gradients: what each layer learns from",
+        summary="Gradient probes on the deep sigmoid net: the gradient reaching each layer's "
+        "pre-activation, its weight-gradient norm, and how much each step changes the weights.",
+        look_for="Without norm the gradient shrinks toward the input layers and the update-to-weight "
+        "ratio sits far below the 1e-3 line; with batch norm (B) every layer gets a usable signal.",
+        question="Saturated units pass back almost no gradient. Which layers starve first?",
+        spec=replace(_DEEP_SIGMOID, probe_gradients=True, steps=1500),
+        compare={"norm": "batch"},
+    ),
+    Preset(
+        id="santurkar-ics",
+        title="Does batch norm reduce covariate shift? (Santurkar et al.)",
+        summary="Internal covariate shift measured as Santurkar et al. define it: how much layer i's "
+        "gradient changes when the layers below it take their step, on the same batch.",
+        look_for="Watch ||G − G′|| and cos(G, G′) per layer for A (no norm) and B (batch norm): batch "
+        "norm does not make the shift smaller — often larger — yet B trains far better.",
+        question="If batch norm does not reduce this shift, what else could explain its effect?",
+        spec=replace(_SANTURKAR_RELU, ics_every=10),
+        compare={"norm": "batch"},
+        paper="Santurkar, Tsipras, Ilyas & Madry 2018, Def. 2.1 and Fig. 3",
+        claim="Batch norm networks show as much or more internal covariate shift, measured by the "
+        "change of each layer's gradient, while training far faster.",
+    ),
+    Preset(
+        id="noisy-bn",
+        title="Noisy batch norm still trains (Santurkar et al.)",
+        summary="After every batch norm, noise shifts and scales each unit, fresh every step: "
+        "a ← s·a + m. The layers' inputs now move all the time, on purpose. B is plain batch norm.",
+        look_for="A's distributions jitter from frame to frame (high drift), yet its loss falls almost as "
+        "fast as B's. Switch A's norm to none (keeping the noise): the same noise stops it.",
+        question="If covariate shift were what batch norm removes, how could noisy batch norm train?",
+        spec=replace(_SANTURKAR_RELU, norm="batch", noisy_norm=True, steps=400),
+        compare={"noisy_norm": False},
+        paper="Santurkar, Tsipras, Ilyas & Madry 2018, Fig. 2",
+        claim="Injecting distributional instability after batch norm barely changes how well it trains.",
+    ),
+    Preset(
+        id="landscape",
+        title="A smoother loss landscape (Santurkar et al.)",
+        summary="Every 20 steps, step along the gradient by 0.5–4× the learning rate and see how much "
+        "the loss and the gradient change: the landscape's smoothness, for A (no norm) and B (batch).",
+        look_for="B's loss range, gradient change and effective β stay well below A's: the gradient "
+        "is a more reliable guide, so larger steps are safe.",
+        question="Why would a smoother landscape allow a larger learning rate?",
+        spec=replace(_SANTURKAR_RELU, landscape_every=20, steps=400),
+        compare={"norm": "batch"},
+        paper="Santurkar, Tsipras, Ilyas & Madry 2018, Fig. 4",
+        claim="With batch norm the loss changes less along the gradient and the gradient is more "
+        "predictive (smaller effective β-smoothness).",
+    ),
+    Preset(
+        id="bn-eval",
+        title="Batch norm at test time: running averages",
+        summary="Batch norm trains with batch statistics but tests with running averages. Compare the "
+        "two test accuracies, then move the test inputs with the test shift control.",
+        look_for="On the training distribution both agree. Shift or scale the test inputs: eval mode "
+        "(running averages) collapses, while normalising each test batch by its own statistics holds.",
+        question="What does a model deployed on one example at a time do with batch statistics?",
+        spec=RunSpec(
+            dataset="digits",
+            depth=3,
+            width=64,
+            activation="relu",
+            norm="batch",
+            lr=0.5,
+            steps=1500,
+            emit_every=10,
+            eval_every=50,
+            max_steps_per_s=200,
+            test_shift=0.5,
+        ),
+    ),
+    Preset(
+        id="small-batch",
+        title="Batches of 2: batch norm vs group norm (Wu & He)",
+        summary="Three ReLU layers of 128 trained on batches of 2 examples: A with batch norm, B with "
+        "group norm (8 groups), which never looks across examples.",
+        look_for="Training loss looks similar, but A's eval-mode test accuracy falls far behind B's: "
+        "its running averages are estimated from pairs.",
+        question="Wu & He's table: BN's error grows from 23.6% to 34.7% as images per GPU fall from 32 "
+        "to 2, GN's stays at 24%. Why does GN not care?",
+        spec=RunSpec(
+            dataset="digits",
+            depth=3,
+            width=128,
+            activation="relu",
+            norm="batch",
+            optimizer="momentum",
+            lr=0.00625,
+            batch_size=2,
+            steps=3000,
+            emit_every=10,
+            eval_every=100,
+            max_steps_per_s=300,
+        ),
+        compare={"norm": "group", "groups": 8},
+        paper="Wu & He 2018, Table 2",
+        claim="Batch norm's error rises sharply at small batches; group norm's does not.",
+    ),
+    Preset(
+        id="lr-sweep",
+        title="Learning-rate sweep: batch norm tolerates larger rates",
+        summary="Ten ReLU layers with He init, trained for 300 steps at each rate from 0.01 to 3, "
+        "without norm (A) and with batch norm (B). Press “Sweep”.",
+        look_for="A's final loss is fine at small rates and diverges (marked ✕) from about 1; B trains "
+        "across the whole range.",
+        question="Ioffe & Szegedy trained 5–30× faster rates with batch norm. Where does A give up?",
+        spec=replace(_DEEP_RELU, lr=0.1, steps=300, max_steps_per_s=0),
+        compare={"norm": "batch"},
+        paper="Ioffe & Szegedy 2015, Sec. 4.2; Bjorck et al. 2018",
+        claim="Batch norm allows much higher learning rates; without it deep nets diverge.",
+        sweep_lrs=(0.01, 0.03, 0.1, 0.3, 1.0, 3.0),
+    ),
+)
+
+PRESETS = PRESETS + INSTRUMENT_PRESETS
 DEFAULT_PRESET = PRESETS[0]

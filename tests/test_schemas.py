@@ -13,6 +13,7 @@ from app.schemas import (
     config_schema,
     parse_client_message,
     parse_run_config,
+    parse_twin_configs,
 )
 from app.spec import RunSpec
 
@@ -116,3 +117,5 @@ def test_every_preset_is_a_valid_config() -> None:
         wire = preset.to_wire()
         assert parse_run_config(wire["config"]).to_spec() == preset.spec
         assert wire["title"] and wire["look_for"] and wire["question"]
+        first, second = parse_twin_configs(wire["config"], wire["compare"])
+        assert (second is None) == (preset.compare is None)
