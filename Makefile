@@ -19,8 +19,8 @@ run: $(VENV)/.installed
 test: $(VENV)/.installed-dev lint typecheck pytest
 
 lint: $(VENV)/.installed-dev
-	$(PY) -m ruff check app tests bench
-	$(PY) -m ruff format --check app tests bench
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 	$(VENV)/bin/hadolint Dockerfile
 
 typecheck: $(VENV)/.installed-dev
