@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -83,27 +84,32 @@ class LayerStats:
 def histogram_of(values: torch.Tensor, bins: int) -> tuple[Histogram, int]:
     """Histogram and statistics of the finite entries of `values`; also returns the non-finite count."""
     flat = values.detach().reshape(-1).float()
-    finite = torch.isfinite(flat)
-    nonfinite = int(flat.numel() - finite.sum().item())
-    if nonfinite:
-        flat = flat[finite]
-    if flat.numel() == 0:
-        return Histogram(0.0, 0.0, [0] * bins, None, None, None, None, None, 0), nonfinite
     lo_t, hi_t = torch.aminmax(flat)
     lo, hi = lo_t.item(), hi_t.item()
+    nonfinite = 0
+    # NaN and inf reach the extremes, so finite extremes mean every value is finite: the mask
+    # (a full extra pass) is needed only on the rare diverging steps.
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        finite = torch.isfinite(flat)
+        nonfinite = int(flat.numel() - finite.sum().item())
+        flat = flat[finite]
+        if flat.numel() == 0:
+            return Histogram(0.0, 0.0, [0] * bins, None, None, None, None, None, 0), nonfinite
+        lo_t, hi_t = torch.aminmax(flat)
+        lo, hi = lo_t.item(), hi_t.item()
     if hi - lo < 1e-12 * max(1.0, abs(lo)) or hi == lo:
         # A constant tensor (a dead layer, say): a tiny range around the value keeps bins valid.
         pad = max(1e-6, abs(lo) * 1e-6)
         lo, hi = lo - pad, hi + pad
     counts = torch.histc(flat, bins=bins, min=lo, max=hi)
-    q = torch.quantile(flat, torch.tensor(PERCENTILES, device=flat.device))
-    std, mean = torch.std_mean(flat, correction=0)
-    p15, p50, p85 = q.tolist()
+    mean = flat.mean()
+    std = (flat - mean).pow(2).mean().sqrt()  # population std; ~2x faster than torch.std_mean here
+    p15, p50, p85 = percentiles(flat)
     return (
         Histogram(
             lo=lo,
             hi=hi,
-            counts=[int(c) for c in counts.tolist()],
+            counts=counts.to(torch.int64).tolist(),
             mean=mean.item(),
             std=std.item(),
             p15=p15,
@@ -113,6 +119,26 @@ def histogram_of(values: torch.Tensor, bins: int) -> tuple[Histogram, int]:
         ),
         nonfinite,
     )
+
+
+def percentiles(flat: torch.Tensor, qs: tuple[float, ...] = PERCENTILES) -> list[float]:
+    """Exact percentiles with numpy's default (linear) interpolation between order statistics.
+
+    On the CPU a partial sort that finds just the needed order statistics (numpy's introselect)
+    is 4-6x faster than torch.quantile's full sort; on a GPU torch's sort is the fast path.
+    """
+    if flat.device.type != "cpu":
+        return torch.quantile(flat, torch.tensor(qs, device=flat.device)).tolist()
+    n = flat.numel()
+    positions = [q * (n - 1) for q in qs]
+    below = [int(math.floor(p)) for p in positions]
+    ranks = sorted({k for b in below for k in (b, min(b + 1, n - 1))})
+    picked = np.partition(flat.numpy(), ranks)
+    order = {k: float(picked[k]) for k in ranks}
+    return [
+        order[b] + (p - b) * (order[min(b + 1, n - 1)] - order[b])
+        for p, b in zip(positions, below, strict=True)
+    ]
 
 
 def saturated_fraction(activation: str, post: torch.Tensor) -> float:
