@@ -14,6 +14,10 @@ from torch import nn
 from app.model import Activation, BatchNorm
 
 PERCENTILES = (0.15, 0.50, 0.85)
+# Histograms and their statistics summarise at most this many values per tensor: the first
+# examples of the (shuffled) batch. Percentiles of 8k values are as good as the eye can read,
+# and a frame of a wide net then costs what a narrow one does (bench/bench_training.py).
+MAX_SUMMARY_VALUES = 8192
 SATURATION_FRACTION = 0.05  # saturated: derivative below 5% of its maximum
 GELU_DEAD_BELOW = -3.0  # GELU(x) > -0.005 and its slope < 0.012 below this: effectively off
 
@@ -160,6 +164,12 @@ def dead_fraction(activation: str, pre: torch.Tensor, post: torch.Tensor) -> flo
     return 0.0
 
 
+def _first_examples(values: torch.Tensor) -> torch.Tensor:
+    """The first rows of a (batch, width) tensor holding at most MAX_SUMMARY_VALUES values."""
+    rows = max(1, MAX_SUMMARY_VALUES // max(1, values.shape[-1]))
+    return values[:rows]
+
+
 def _mean_true(mask: torch.Tensor) -> float:
     value = mask.float().mean().item()
     return 0.0 if math.isnan(value) else value
@@ -201,8 +211,8 @@ class ActivationProbe:
         for name, captured, grad in zip(self.names, self._captured, self._grads, strict=True):
             assert captured is not None, "collect() needs an armed forward pass first"
             pre, post = captured
-            pre_hist, pre_bad = histogram_of(pre, bins)
-            post_hist, post_bad = histogram_of(post, bins)
+            pre_hist, pre_bad = histogram_of(_first_examples(pre), bins)
+            post_hist, post_bad = histogram_of(_first_examples(post), bins)
             layers.append(
                 LayerStats(
                     name=name,
@@ -211,7 +221,7 @@ class ActivationProbe:
                     saturated=saturated_fraction(self.kind, post),
                     dead=dead_fraction(self.kind, pre, post),
                     nonfinite=pre_bad + post_bad,
-                    grad=histogram_of(grad, bins)[0] if grad is not None else None,
+                    grad=histogram_of(_first_examples(grad), bins)[0] if grad is not None else None,
                 )
             )
         self._captured = [None] * len(self.names)

@@ -102,3 +102,21 @@ def test_probe_sees_the_activation_input_and_output() -> None:
     probe.armed = True
     model(x)
     assert probe._captured == [None, None, None], "a removed probe must hook nothing"
+
+
+def test_wide_layers_are_summarised_from_their_first_examples() -> None:
+    from app.probes import MAX_SUMMARY_VALUES
+
+    model = build_model(RunSpec(depth=1, width=256, activation="relu"), 2, 2)
+    probe = ActivationProbe(model, model.layer_names)
+    x = torch.randn(128, 2)
+    probe.armed = True
+    model(x)
+    (layer,) = probe.collect(bins=32)
+    rows = MAX_SUMMARY_VALUES // 256
+    with torch.no_grad():
+        pre = model.hidden[0].linear(x)
+    assert layer.pre.n == rows * 256 == MAX_SUMMARY_VALUES
+    assert layer.pre == histogram_of(pre[:rows], 32)[0]
+    # the fractions still see the whole batch
+    assert layer.dead == dead_fraction("relu", pre, torch.relu(pre))
