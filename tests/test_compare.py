@@ -150,3 +150,37 @@ def test_compare_mode_costs_twice_the_budget() -> None:
     with pytest.raises(ProtocolError):
         check_budget(spec, Settings(max_train_flops=flops * 1.5), runs=2)
     assert torch.get_num_threads() >= 1
+
+
+def _final(spec: RunSpec) -> tuple[float | None, float | None]:
+    snaps = list(Trainer(spec).run(threading.Event()))
+    return snaps[-1].loss, snaps[-1].test_acc
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_noisy_batch_norm_still_trains_nearly_as_fast(seed: int) -> None:
+    """Santurkar et al. Fig. 2: inputs that shift every step do not stop batch norm."""
+    spec = RunSpec(
+        depth=6, width=100, activation="relu", init="kaiming", lr=0.1, batch_size=128, steps=300,
+        emit_every=300, norm="batch", seed=seed,
+    )  # fmt: skip
+    loss, accuracy = _final(spec)
+    noisy_loss, noisy_accuracy = _final(RunSpec(**{**spec.__dict__, "noisy_norm": True}))
+    assert loss is not None and noisy_loss is not None and accuracy and noisy_accuracy
+    assert noisy_loss < 0.1 and noisy_accuracy > 0.85
+    assert noisy_accuracy > accuracy - 0.1
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_batch_norm_fails_at_batch_size_two_while_group_and_layer_norm_hold(seed: int) -> None:
+    """Wu & He 2018: at 2 examples per batch, batch norm's running averages are poor estimates."""
+    spec = RunSpec(
+        depth=3, width=128, activation="relu", optimizer="momentum", lr=0.00625, batch_size=2,
+        steps=1500, emit_every=1500, seed=seed,
+    )  # fmt: skip
+    _, batch = _final(RunSpec(**{**spec.__dict__, "norm": "batch"}))
+    _, group = _final(RunSpec(**{**spec.__dict__, "norm": "group", "groups": 8}))
+    _, layer = _final(RunSpec(**{**spec.__dict__, "norm": "layer"}))
+    assert batch is not None and group is not None and layer is not None
+    assert group > 0.85 and layer > 0.85
+    assert batch < min(group, layer) - 0.3
