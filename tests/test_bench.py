@@ -56,3 +56,20 @@ def test_quick_bench_prints_rows_of_positive_numbers() -> None:
         assert isinstance(value, int | float) and not isinstance(value, bool), (column, value)
         assert value > 0, (column, value)
     assert isinstance(row["frame_bytes"], int) and isinstance(row["emit_every_20fps"], int)
+
+
+def test_instrument_bench_quick_json() -> None:
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "bench" / "bench_instruments.py"
+    result = subprocess.run(
+        [sys.executable, str(script), "--quick", "--json"], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    rows = {row["variant"]: row for row in json.loads(result.stdout)["rows"]}
+    assert {"all off", "probe_gradients", "ics_every=10", "landscape_every=20", "compare (A+B)"} <= set(rows)
+    assert rows["all off"]["percent_of_off"] == 100.0
+    assert all(row["steps_per_s"] > 0 for row in rows.values())
