@@ -211,12 +211,15 @@ INSTRUMENT_PRESETS: tuple[Preset, ...] = (
     Preset(
         id="santurkar-ics",
         title="Does batch norm reduce covariate shift? (Santurkar et al.)",
-        summary="Internal covariate shift measured as Santurkar et al. define it: how much layer i's "
-        "gradient changes when the layers below it take their step, on the same batch.",
-        look_for="Watch ||G − G′|| and cos(G, G′) per layer for A (no norm) and B (batch norm): batch "
-        "norm does not make the shift smaller — often larger — yet B trains far better.",
-        question="If batch norm does not reduce this shift, what else could explain its effect?",
-        spec=replace(_SANTURKAR_RELU, ics_every=10),
+        summary="Internal covariate shift as Santurkar et al. define it: how much layer i's gradient "
+        "changes when the layers below it take their step, on the same batch. A: no norm, PyTorch's "
+        "default init; B: batch norm.",
+        look_for="At first B's ||G − G′|| (0.2–0.4) dwarfs A's (about 0), as the paper reports — but A "
+        "is not learning at all. Now give A He init (More settings → Init: He) and run again: A "
+        "learns, and its shift is far larger than B's, with cos(G, G′) even negative.",
+        question="The paper says batch norm does not reduce this shift. What does the measure track, "
+        "and which comparison is fair?",
+        spec=replace(_SANTURKAR_RELU, init="default", ics_every=10),
         compare={"norm": "batch"},
         paper="Santurkar, Tsipras, Ilyas & Madry 2018, Def. 2.1 and Fig. 3",
         claim="Batch norm networks show as much or more internal covariate shift, measured by the "

@@ -223,6 +223,7 @@ class Run:
         if self.twin is not None:
             started["runs"] = ["A", "B"]
             started["configs"] = {label: asdict(spec) for label, spec in specs.items()}
+            started["layers_by_run"] = {label: trainer.layer_names for label, trainer in trainers.items()}
             started["compare"] = {
                 key: value for key, value in asdict(self.twin).items() if asdict(self.spec)[key] != value
             }
@@ -243,7 +244,9 @@ class Run:
                 frame = snapshot.to_wire()
                 if label:
                     frame["run"] = label
-                self._emit(frame, is_frame=True)
+                # A frame that carries a measurement (test accuracy, ICS, landscape) is never
+                # coalesced away by a slow client: it queues like a control message.
+                self._emit(frame, is_frame=not snapshot.has_measurement)
                 step = snapshot.step
             if step is None:
                 break

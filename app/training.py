@@ -48,6 +48,11 @@ class Snapshot:
     landscape: Landscape | None = None
     landscape_step: int | None = None
 
+    @property
+    def has_measurement(self) -> bool:
+        """Carries a reading that later frames do not repeat (so it must reach the client)."""
+        return self.test_acc is not None or self.ics is not None or self.landscape is not None
+
     def to_wire(self) -> dict[str, Any]:
         return {
             "type": "frame",

@@ -184,3 +184,16 @@ def test_batch_norm_fails_at_batch_size_two_while_group_and_layer_norm_hold(seed
     assert batch is not None and group is not None and layer is not None
     assert group > 0.85 and layer > 0.85
     assert batch < min(group, layer) - 0.3
+
+
+def test_frames_with_measurements_survive_a_slow_client() -> None:
+    outbox = Outbox(lambda: None)
+    outbox.run_id = 1
+    run = Run(RunSpec(dataset="xor", depth=2, width=8, steps=200, emit_every=1, eval_every=50), outbox, 1)
+    run.start()
+    assert run.join(60)
+    # A client that read nothing until the end: plain frames coalesced to the newest, but every
+    # frame carrying a test-accuracy reading is still there, in order.
+    frames = [m for m in map(orjson.loads, outbox.take()) if m["type"] == "frame"]
+    assert [f["step"] for f in frames if f["test_acc"] is not None] == [0, 50, 100, 150, 200]
+    assert len(frames) <= 10 and outbox.frames_dropped > 150  # plus the frame just before each
