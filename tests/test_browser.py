@@ -28,13 +28,15 @@ def query(base: dict[str, object], **overrides: object) -> str:
     return urlencode({**base, **overrides})
 
 
-@pytest.fixture(scope="session")
+# Module scope: Playwright's sync API allows one instance per thread at a time, and each browser
+# test module (this one, test_browser_compare.py) starts its own server and browser.
+@pytest.fixture(scope="module")
 def lab_server() -> Iterator[str]:
     with serve_app() as url:
         yield url
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[object]:
     with launch_chromium() as browser:
         yield browser

@@ -81,7 +81,7 @@ export class Controls {
     this.fieldOrder = [...new Set([...form.elements].map((el) => el.name).filter((n) => n in schema.properties))];
     this.presets = new Map(presets.map((preset) => [preset.id, preset]));
     this.defaultPreset = defaultPreset;
-    this.story = story; // {summary, look, question}: elements that tell the preset's story
+    this.story = story; // {summary, look, question, claim?, paper?, claimBox?}: the preset's story
     this.presetSelect = form.elements.namedItem("preset");
     this.more = form.querySelector("details.more");
     this.depthRange = form.querySelector("#f-depth-range");
@@ -92,6 +92,7 @@ export class Controls {
     this.lrRange.max = String(this.lrSteps.length - 1);
     this.listeners = { change: [], lr: [] };
     this.urlTimer = null;
+    this.urlParts = []; // other state kept in the URL beside the config (compare mode, the view)
 
     form.addEventListener("submit", (event) => event.preventDefault());
     form.addEventListener("input", (event) => this.onInput(event));
@@ -105,6 +106,20 @@ export class Controls {
 
   /** `handler(lr)` after the user changes the learning rate (slider, box or arrow keys). */
   onLearningRate(handler) { this.listeners.lr.push(handler); }
+
+  /** Keep more state in the URL: `part.owns(name)` says which parameters are its own, and
+   *  `part.entries()` gives their [name, value] pairs now. */
+  addUrlPart(part) { this.urlParts.push(part); }
+
+  /** The chosen preset (or undefined). */
+  get preset() { return this.presets.get(this.presetSelect.value); }
+
+  /** Set config fields as if the user had: the form, the URL and every listener follow. */
+  setFields(values) {
+    this.writeConfig(values);
+    for (const name of Object.keys(values)) this.clearErrors(name);
+    this.changed(Object.keys(values).join(","));
+  }
 
   /** Fill the form from the URL: ?preset=id, then any config fields; no params: the default preset. */
   loadFromUrl(search = window.location.search) {
@@ -125,6 +140,12 @@ export class Controls {
     this.story.summary.textContent = preset.summary;
     this.story.look.textContent = preset.look_for;
     this.story.question.textContent = preset.question;
+    if (this.story.claim) {
+      // An instrument preset tests a paper's claim: say which paper and what it claims.
+      this.story.claim.textContent = preset.claim ?? "";
+      this.story.paper.textContent = preset.paper ?? "";
+      this.story.claimBox.hidden = !preset.claim && !preset.paper;
+    }
     this.clearErrors();
     this.refreshEdited();
     if (writeUrl) this.writeUrlSoon();
@@ -281,9 +302,11 @@ export class Controls {
     clearTimeout(this.urlTimer);
     const params = new URLSearchParams(configToQuery(this.readConfig(), this.presetSelect.value, this.fieldOrder));
     // Parameters that are not settings (an access token, say) stay in the URL as they were.
+    const owned = (name) => this.urlParts.some((part) => part.owns(name));
     for (const [name, value] of new URLSearchParams(window.location.search)) {
-      if (!(name in this.schema.properties) && name !== DEFAULTS.presetParam) params.set(name, value);
+      if (!(name in this.schema.properties) && name !== DEFAULTS.presetParam && !owned(name)) params.set(name, value);
     }
+    for (const part of this.urlParts) for (const [name, value] of part.entries()) params.set(name, value);
     const query = params.toString();
     const url = `${window.location.pathname}?${query}${window.location.hash}`;
     window.history.replaceState(null, "", url);

@@ -1,5 +1,5 @@
 // Keyboard control for a projected demo: Space play/pause, N step, R reset, 1–5 norm,
-// ←/→ learning rate, P preset menu. Keys are left alone while the user types in a field.
+// ←/→ learning rate, P preset menu, C compare A / B. Keys are left alone while the user types in a field.
 
 const TYPING = new Set(["text", "number", "search", "email", "url", "tel", "password"]);
 
@@ -18,7 +18,7 @@ function ownsArrows(target) {
 }
 
 /** Install the shortcuts on `target`; `actions` has togglePlay, step, reset, selectNorm(i),
- *  nudgeLearningRate(±1) and focusPreset. Returns a function that removes them. */
+ *  nudgeLearningRate(±1), focusPreset and toggleCompare. Returns a function that removes them. */
 export function installKeyboard(target, actions) {
   const onKey = (event) => {
     if (event.defaultPrevented || event.ctrlKey || event.metaKey || event.altKey) return;
@@ -42,6 +42,8 @@ export function installKeyboard(target, actions) {
       actions.reset();
     } else if (key === "p" || key === "P") {
       actions.focusPreset();
+    } else if ((key === "c" || key === "C") && actions.toggleCompare) {
+      actions.toggleCompare();
     } else if (/^[1-9]$/.test(key)) {
       handled = actions.selectNorm(Number(key) - 1);
     } else if (arrow && !ownsArrows(event.target)) {

@@ -1,15 +1,25 @@
 // Wiring: the page's parts, the socket's messages, and one render per animation frame.
 
 import { Controls, sameConfig } from "./controls.js";
+import { CompareControls } from "./compare.js";
 import { Player } from "./player.js";
 import { Socket } from "./socket.js";
 import { Alerts, StatusLine } from "./status.js";
+import { SweepPanel } from "./sweep.js";
+import { NEEDS, Views, viewForPreset } from "./views.js";
 import { installKeyboard } from "./keyboard.js";
 import { RidgeChart } from "./charts/ridge.js";
+import { RidgePair } from "./charts/ridgepair.js";
 import { BandChart } from "./charts/band.js";
 import { LossChart } from "./charts/loss.js";
 import { HealthChart } from "./charts/health.js";
+import { LinesChart } from "./charts/lines.js";
+import { LayerBarsChart } from "./charts/layerbars.js";
+import { DriftChart, WaterfallChart } from "./charts/drift.js";
+import { SweepChart } from "./charts/sweep.js";
 import { RenderLoop } from "./charts/loop.js";
+import { PALETTE, RUN_RAMPS } from "./charts/theme.js";
+import { differences, isCompare, runOf, runView } from "./charts/runs.js";
 
 const byId = (id) => document.getElementById(id);
 const boot = JSON.parse(byId("shiftscope-boot").textContent);
@@ -30,63 +40,263 @@ const controls = new Controls(byId("config-form"), {
   schema: boot.schema,
   presets: boot.presets,
   defaultPreset: boot.defaultPreset,
-  story: { summary: byId("preset-summary"), look: byId("preset-look"), question: byId("preset-question") },
+  story: {
+    summary: byId("preset-summary"),
+    look: byId("preset-look"),
+    question: byId("preset-question"),
+    claim: byId("preset-claim"),
+    paper: byId("preset-paper"),
+    claimBox: byId("preset-claim-box"),
+  },
 });
-const ridge = new RidgeChart(byId("chart-ridge"), { labels: byId("ridge-labels"), axisTitle: byId("ridge-axis-title") });
+const compare = new CompareControls(byId("compare"), {
+  schema: boot.schema, controls, labels: { ...boot.labels, norm: "Norm", norm_position: "Norm position" },
+});
+controls.addUrlPart(compare.urlPart);
+
+/** Twin ridge plots of one kind of histogram (`values`): A's chart keeps the page's plain ids. */
+function ridgePair(prefix, values, options = {}) {
+  const charts = {};
+  for (const [run, suffix] of [["A", ""], ["B", "-b"]]) {
+    charts[run] = new RidgeChart(byId(`chart-${prefix}${suffix}`), {
+      labels: byId(`${prefix}-labels${suffix}`),
+      axisTitle: byId(`${prefix}-axis-title${suffix}`),
+      ramp: RUN_RAMPS[run],
+      values,
+      ...options,
+    });
+  }
+  const cells = { A: byId(`${prefix}-cell-A`), B: byId(`${prefix}-cell-B`) };
+  return new RidgePair(charts, cells, byId(`${prefix}-pair`));
+}
+
+const ridge = ridgePair("ridge", "pre");
 const band = new BandChart(byId("chart-band"));
-const charts = [ridge, band, new LossChart(byId("chart-loss")), new HealthChart(byId("chart-health"), byId("nonfinite"))];
+const health = new HealthChart(byId("chart-health"), byId("nonfinite"));
+const sideCharts = [band, new LossChart(byId("chart-loss")), health];
+
+// Instrument panels: their charts record every frame and draw only while their panel is shown.
+const layerLines = (id, layerValue, options = {}) => new LinesChart(byId(id), { layerValue, ...options });
+const landscapeLine = (id, key) => new LinesChart(byId(id), {
+  x: (frame) => frame.landscape_step ?? null,
+  metrics: [{ key, value: (frame) => frame.landscape?.[key] }],
+  yType: "log",
+  emptyNote: "needs landscape probes",
+});
+const gradients = ridgePair("grad", "grad", {
+  // Step 0 is the untrained network: no backward pass yet, so no gradient either.
+  offNote: (config) => (config?.probe_gradients ? "appears after the first step" : "needs gradient probes"),
+});
+const drift = new DriftChart(byId("chart-drift"));
+const waterfall = new WaterfallChart(byId("chart-waterfall"));
+const sweepChart = new SweepChart(byId("chart-sweep"));
+const panels = {
+  layers: { element: byId("panel-layers"), charts: [ridge] },
+  drift: { element: byId("panel-drift"), charts: [drift, waterfall] },
+  gradients: {
+    element: byId("panel-gradients"),
+    charts: [
+      gradients,
+      layerLines("chart-grad-norm", (layer) => layer.grad_norm, { yType: "log", emptyNote: "needs gradient probes" }),
+      layerLines("chart-update-ratio", (layer) => layer.update_ratio, {
+        yType: "log", references: [{ y: 1e-3, label: "10⁻³" }], emptyNote: "needs gradient probes",
+      }),
+    ],
+  },
+  ics: {
+    element: byId("panel-ics"),
+    charts: [
+      layerLines("chart-ics-dist", (_, frame, i) => frame.ics?.[i]?.dist, {
+        x: (frame) => frame.ics_step ?? null, yType: "log", emptyNote: "needs ICS measurements",
+      }),
+      layerLines("chart-ics-cos", (_, frame, i) => frame.ics?.[i]?.cos, {
+        x: (frame) => frame.ics_step ?? null, emptyNote: "needs ICS measurements",
+      }),
+    ],
+  },
+  landscape: {
+    element: byId("panel-landscape"),
+    charts: [landscapeLine("chart-loss-range", "loss_range"), landscapeLine("chart-grad-change", "grad_change"),
+      landscapeLine("chart-beta", "beta")],
+  },
+  eval: {
+    element: byId("panel-eval"),
+    charts: [
+      new LinesChart(byId("chart-eval-acc"), {
+        x: (frame) => (frame.test_acc ?? frame.test_acc_batch_stats ?? null) === null ? null : frame.step,
+        metrics: [
+          { key: "eval", value: (frame) => frame.test_acc, color: PALETTE.green, markers: true },
+          { key: "batch", value: (frame) => frame.test_acc_batch_stats, color: PALETTE.purple, dash: "dot", markers: true },
+        ],
+        yRange: [0, 1.04],
+      }),
+      new LayerBarsChart(byId("chart-bn-gap"), { value: (layer) => layer.batch_norm?.mean_gap, emptyNote: "needs batch norm" }),
+      new LayerBarsChart(byId("chart-bn-var"), {
+        value: (layer) => layer.batch_norm?.var_ratio, yType: "log", base: 1, references: [{ y: 1 }], emptyNote: "needs batch norm",
+      }),
+    ],
+  },
+  sweep: { element: byId("panel-sweep"), charts: [sweepChart] },
+};
+const views = new Views(document.querySelectorAll('input[name="view"]'), panels);
+controls.addUrlPart(views.urlPart);
+const panelCharts = views.charts.filter((chart) => chart !== ridge);
+// Everything a frame feeds (the sweep chart takes sweep results instead).
+const frameCharts = [ridge, ...sideCharts, ...panelCharts.filter((chart) => chart !== sweepChart)];
+const charts = [ridge, ...sideCharts, ...panelCharts];
+
 const status = new StatusLine({
   root: byId("status"),
   state: byId("status-state"),
   step: byId("status-step"),
+  stepLabel: byId("status-step-label"),
   steps: byId("status-steps"),
   rate: byId("status-rate"),
   lr: byId("status-lr"),
   device: byId("status-device"),
   params: byId("status-params"),
 });
+const sweepPanel = new SweepPanel({
+  button: byId("btn-sweep"),
+  rates: byId("sweep-lrs"),
+  steps: byId("sweep-steps"),
+  progressBox: byId("sweep-progress-box"),
+  progress: byId("sweep-progress"),
+  progressText: byId("sweep-progress-text"),
+  error: byId("sweep-error"),
+});
 const alerts = new Alerts(byId("alerts"));
 const socket = new Socket();
 const player = new Player(socket);
 const buttons = { play: byId("btn-play"), pause: byId("btn-pause"), step: byId("btn-step"), reset: byId("btn-reset") };
+const app = byId("app");
 const connection = byId("connection");
 const ridgeEmpty = byId("ridge-empty");
 const bandLayer = byId("band-layer");
+const driftLayer = byId("drift-layer");
 const applyHint = byId("apply-hint");
+const mirrors = [...document.querySelectorAll("[data-mirror-for]")];
 
 // --- rendering: the newest data, drawn at most once per animation frame ---------------------------
 
 // Counters for tests and the curious (window.shiftscope); runFrames restarts with every run.
-const stats = { framesReceived: 0, framesRendered: 0, runFrames: 0, runs: 0, lastStep: null, receivedStep: null };
+const stats = {
+  framesReceived: 0, framesRendered: 0, runFrames: 0, runs: 0, lastStep: null, receivedStep: null,
+  framesByRun: { A: 0, B: 0 }, sweepResults: 0,
+};
+let shownRun = null;       // the `started` of the run whose frames the charts show
+let framePending = false;  // a frame arrived since the last render
 
-const loop = new RenderLoop(ridge, charts.slice(1), (drewFrame) => {
+const loop = new RenderLoop(ridge, [...sideCharts, ...panelCharts], (drewFrame) => {
   status.render();
   const empty = ridge.frame === null;
   if (ridgeEmpty.hidden === empty) ridgeEmpty.hidden = !empty;
-  if (drewFrame) {
+  // With a panel covering the ridge plot, a frame counts as shown once the page has drawn.
+  if (drewFrame || (ridge.hidden && framePending && ridge.frame)) {
     stats.framesRendered += 1;
     stats.runFrames += 1;
     stats.lastStep = ridge.frame.step;
   }
+  framePending = false;
 });
 const requestRender = () => loop.request();
 
 function resetCharts(run) {
-  for (const chart of charts) chart.reset(run);
+  shownRun = run;
+  for (const chart of frameCharts) chart.reset(run);
+  const twins = isCompare(run);
+  app.toggleAttribute("data-compare", twins);
+  const [first, second] = health.measures; // what the twins' bars show: saturated, dead or both
+  byId("health-measures").textContent = second ? `${first} (solid), ${second} (faded)` : first;
+  refreshTitles();
+  refreshNotes();
   loop.flush();
 }
 
 // Each draw is sized to its chart's box: redraw a chart whose box changed (window, zoom, layout).
+const sized = [ridge.charts.A, ridge.charts.B, gradients.charts.A, gradients.charts.B, ...charts];
 const resizeObserver = new ResizeObserver((entries) => {
   for (const entry of entries) {
-    const chart = charts.find((c) => c.element === entry.target);
-    if (!chart) continue;
-    chart.size = { width: entry.contentRect.width, height: entry.contentRect.height };
-    chart.dirty = true;
+    for (const chart of sized) {
+      if (chart.element !== entry.target || chart instanceof RidgePair) continue;
+      chart.size = { width: entry.contentRect.width, height: entry.contentRect.height };
+      chart.dirty = true;
+    }
   }
   requestRender();
 });
-for (const chart of charts) resizeObserver.observe(chart.element);
+for (const chart of sized) if (!(chart instanceof RidgePair)) resizeObserver.observe(chart.element);
+
+// --- what the page says about the run ---------------------------------------------------------------
+
+const FIELD_WORDS = { norm: "norm", lr: "lr", noisy_norm: "noisy norm", batch_size: "batch" };
+
+/** "norm batch, groups 8": what one twin has where the two differ. */
+function describe(diffs, which) {
+  if (!diffs.length) return "same settings";
+  return diffs.map(([field, a, b]) => {
+    const value = which === "A" ? a : b;
+    const word = FIELD_WORDS[field] ?? field.replaceAll("_", " ");
+    return `${word} ${value === true ? "on" : value === false ? "off" : value}`;
+  }).join(", ");
+}
+
+/** The twins' titles ("A: norm none" / "B: norm batch"), with a twin that ended alone. */
+function refreshTitles() {
+  if (!isCompare(shownRun)) return;
+  const diffs = differences(shownRun);
+  for (const pair of [ridge, gradients]) {
+    for (const name of ["A", "B"]) pair.setTitle(name, `${name}: ${describe(diffs, name)}`, player.twinEnds[name]);
+  }
+}
+
+/** Each panel's note: its instrument is off in the run shown, or needs something the run lacks. */
+function refreshNotes() {
+  const form = controls.readConfig();
+  const configs = shownRun ? [runView(shownRun, "A").config, ...(isCompare(shownRun) ? [runView(shownRun, "B").config] : [])] : [];
+  for (const [name, need] of Object.entries(NEEDS)) {
+    const note = byId(`note-${name}`);
+    if (!need.has(form)) {
+      setNote(note, `${capitalize(need.what)} are off.`, {
+        label: "Switch on", run: () => controls.setFields(need.enable(controls.readConfig())),
+      });
+    } else if (configs.length && !need.has(configs[0])) {
+      setNote(note, `The run shown has no ${need.what}. They are on for the next run: press ▶ Play.`);
+    } else {
+      setNote(note, "");
+    }
+  }
+  const batchNorm = configs.some((config) => config.norm === "batch");
+  setNote(byId("note-eval"), configs.length && !batchNorm
+    ? "Batch statistics and running averages need batch norm in A or B: press 2 (batch norm), or compare (C)."
+    : "");
+  for (const element of document.querySelectorAll("[data-config]")) {
+    const value = (configs[0] ?? form)[element.dataset.config];
+    const text = value === null || value === undefined ? "–" : String(value);
+    if (element.textContent !== text) element.textContent = text;
+  }
+}
+
+/** A panel's note, with a button when there is something to do about it. Notes change on user
+ *  actions and new runs only, never per frame. */
+function setNote(element, text, action = null) {
+  const key = `${text}|${action?.label ?? ""}`;
+  if (element.dataset.key !== key) {
+    element.dataset.key = key;
+    element.replaceChildren(text);
+    if (action) {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "btn-link";
+      button.textContent = action.label;
+      button.addEventListener("click", action.run);
+      element.append(" ", button);
+    }
+  }
+  element.hidden = !text;
+}
+
+const capitalize = (text) => text.charAt(0).toUpperCase() + text.slice(1);
 
 // --- what the buttons show ------------------------------------------------------------------------
 
@@ -100,8 +310,10 @@ function refreshButtons() {
   buttons.pause.disabled = !(state === "running" || player.pendingStart);
   buttons.step.disabled = !connected;
   buttons.reset.disabled = !connected;
+  sweepPanel.setEnabled(connected && !player.active && !player.pendingStart);
   status.setState(shownState(), player.stateStep);
   refreshApplyHint();
+  refreshTitles();
 }
 
 /** The state badge: the server's state, or what the page is waiting for. */
@@ -112,16 +324,58 @@ function shownState() {
   return player.state;
 }
 
+const sameCompare = (a, b) => (a === null || b === null ? a === b : sameConfig(a, b));
+
 /** "Changed settings apply on Play" while a run uses other settings than the form shows. */
 function refreshApplyHint() {
-  const differs = player.active && player.lastConfig !== null
-    && !sameConfig(player.lastConfig, controls.readConfig(), ["lr"]);
+  const differs = player.active && !player.sweeping && player.lastConfig !== null
+    && (!sameConfig(player.lastConfig, controls.readConfig(), ["lr"]) || !sameCompare(player.lastCompare, compare.read()));
   if (applyHint.hidden === differs) applyHint.hidden = !differs;
 }
 
+function refreshMirrors() {
+  const config = controls.readConfig();
+  for (const input of mirrors) {
+    if (input === document.activeElement) continue; // never rewrite what the user is typing
+    const value = config[input.dataset.mirrorFor];
+    const text = value === null || value === undefined ? "" : String(value);
+    if (input.value !== text) input.value = text;
+  }
+}
+
 player.onChange(refreshButtons);
-controls.onChange(refreshApplyHint);
+controls.onChange((config, field) => {
+  if (field === "preset") {
+    const preset = controls.preset;
+    compare.setFromPreset(preset?.compare ?? null, { emit: false });
+    sweepPanel.setPreset(preset);
+    views.show(viewForPreset(preset));
+  }
+  refreshApplyHint();
+  refreshMirrors();
+  refreshNotes();
+});
+compare.onChange(() => {
+  controls.writeUrlSoon();
+  refreshApplyHint();
+});
 controls.onLearningRate((lr) => player.setLearningRate(lr));
+views.onChange((name, { byUser }) => {
+  // Opening an instrument's panel switches it on for the next start.
+  const need = NEEDS[name];
+  if (byUser && need && !need.has(controls.readConfig())) controls.setFields(need.enable(controls.readConfig()));
+  ridge.hidden = name !== "layers";
+  controls.writeUrlSoon();
+  refreshNotes();
+  requestRender();
+});
+for (const input of mirrors) {
+  input.addEventListener("input", () => {
+    const value = input.value.trim() === "" || !Number.isFinite(Number(input.value)) ? input.value : Number(input.value);
+    controls.setFields({ [input.dataset.mirrorFor]: value });
+  });
+  input.addEventListener("blur", refreshMirrors);
+}
 
 // --- user actions ---------------------------------------------------------------------------------
 
@@ -135,21 +389,25 @@ const actions = {
       socket.connect();
       return;
     }
-    player.play(controls.readConfig());
+    player.play(controls.readConfig(), compare.read());
   },
-  togglePlay: () => (socket.isOpen || socket.reconnect ? player.togglePlay(controls.readConfig()) : actions.play()),
+  togglePlay: () => (socket.isOpen || socket.reconnect
+    ? player.togglePlay(controls.readConfig(), compare.read())
+    : actions.play()),
   pause: () => player.pause(),
-  step: () => player.step(controls.readConfig()),
+  step: () => player.step(controls.readConfig(), compare.read()),
   reset: () => {
     player.reset();
     status.clear();
     stats.runFrames = 0;
     stats.lastStep = null;
+    stats.framesByRun = { A: 0, B: 0 };
     resetCharts(null);
   },
   selectNorm: (index) => controls.selectNorm(index),
   nudgeLearningRate: (direction) => controls.nudgeLearningRate(direction),
   focusPreset: () => controls.focusPreset(),
+  toggleCompare: () => compare.toggleOn(),
 };
 
 buttons.play.addEventListener("click", actions.play);
@@ -157,6 +415,7 @@ buttons.pause.addEventListener("click", actions.pause);
 buttons.step.addEventListener("click", actions.step);
 buttons.reset.addEventListener("click", actions.reset);
 installKeyboard(document, actions);
+sweepPanel.onSweep(({ lrs, steps }) => player.sweep(controls.readConfig(), compare.read(), lrs, steps));
 
 for (const radio of document.querySelectorAll('input[name="ridge-values"]')) {
   radio.addEventListener("change", () => { ridge.setValues(radio.value); requestRender(); });
@@ -164,15 +423,19 @@ for (const radio of document.querySelectorAll('input[name="ridge-values"]')) {
 for (const radio of document.querySelectorAll('input[name="ridge-x"]')) {
   radio.addEventListener("change", () => { ridge.setXMode(radio.value); requestRender(); });
 }
+for (const radio of document.querySelectorAll('input[name="grad-x"]')) {
+  radio.addEventListener("change", () => { gradients.setXMode(radio.value); requestRender(); });
+}
 bandLayer.addEventListener("change", () => { band.select(Number(bandLayer.value)); requestRender(); });
+driftLayer.addEventListener("change", () => { waterfall.select(Number(driftLayer.value)); requestRender(); });
 
-function fillLayerMenu(layers) {
-  const chosen = Number(bandLayer.value);
+function fillLayerMenu(select, layers, onSelect) {
+  const chosen = Number(select.value);
   const options = [new Option(`last layer (${layers.length})`, "-1")];
   layers.forEach((_, i) => options.push(new Option(`layer ${i + 1}`, String(i))));
-  bandLayer.replaceChildren(...options);
-  bandLayer.value = chosen < layers.length ? String(chosen) : "-1";
-  band.select(Number(bandLayer.value));
+  select.replaceChildren(...options);
+  select.value = chosen < layers.length ? String(chosen) : "-1";
+  onSelect(Number(select.value));
 }
 
 // --- server messages ------------------------------------------------------------------------------
@@ -213,29 +476,58 @@ socket.on("hello", (message) => {
 
 socket.on("started", (message) => {
   stats.runs += 1;
-  stats.runFrames = 0;
-  stats.lastStep = null;
-  stats.receivedStep = null;
   controls.clearErrors();
   alerts.dismiss("error");
   alerts.dismiss("busy");
   player.started(message);
+  if (message.sweep) {
+    // A sweep replaces the run but sends no frames: the charts keep showing the last run.
+    stats.sweepResults = 0;
+    status.setSweep(message);
+    sweepPanel.started(message.sweep);
+    sweepChart.reset(message.sweep);
+    byId("sweep-legend").hidden = message.sweep.runs.length < 2;
+    views.show("sweep");
+    requestRender();
+    return;
+  }
+  stats.runFrames = 0;
+  stats.lastStep = null;
+  stats.receivedStep = null;
+  stats.framesByRun = { A: 0, B: 0 };
   status.setRun(message);
-  fillLayerMenu(message.layers);
+  fillLayerMenu(bandLayer, message.layers, (index) => band.select(index));
+  fillLayerMenu(driftLayer, message.layers, (index) => waterfall.select(index));
   resetCharts(message);
 });
 
 socket.on("frame", (message) => {
   if (!player.acceptFrames) return;
   stats.framesReceived += 1;
+  stats.framesByRun[runOf(message)] += 1;
   stats.receivedStep = message.step;
+  framePending = true;
   // History charts record every frame (test accuracy comes in a few frames only); drawing waits.
-  for (const chart of charts) chart.update(message);
+  for (const chart of frameCharts) chart.update(message);
   status.update(message);
   requestRender();
 });
 
-socket.on("state", (message) => player.stateChanged(message));
+socket.on("sweep_result", (message) => {
+  if (!player.acceptFrames) return;
+  stats.sweepResults += 1;
+  sweepChart.add(message);
+  sweepPanel.result(message);
+  status.sweepPoint(message);
+  requestRender();
+});
+
+socket.on("state", (message) => {
+  if (player.sweeping && !message.run && message.state !== "running" && message.state !== "paused") {
+    sweepPanel.ended(message.state);
+  }
+  player.stateChanged(message);
+});
 
 socket.on("queued", (message) => player.queued(message));
 
@@ -252,6 +544,7 @@ socket.on("error", (message) => {
     return;
   }
   player.refused();
+  if (message.errors?.some((error) => error.field.startsWith("compare."))) compare.setOn(true, { emit: false });
   const unplaced = controls.showErrors(message.errors);
   const title = ERROR_TITLES[message.code] ?? "Error:";
   const detail = message.errors?.length && !unplaced.length
@@ -262,7 +555,12 @@ socket.on("error", (message) => {
 
 // --- start ----------------------------------------------------------------------------------------
 
-const { unknownPreset } = controls.loadFromUrl();
+const search = window.location.search;
+const { unknownPreset } = controls.loadFromUrl(search);
+compare.loadFromQuery(search);
+views.loadFromQuery(search);
+controls.writeUrlNow();
+refreshMirrors();
 if (unknownPreset) alerts.show("preset", "Unknown preset:", `“${unknownPreset}”; showing the default instead.`);
 resetCharts(null);
 refreshButtons();
@@ -282,4 +580,14 @@ window.shiftscope = Object.freeze({
   get lastConfig() { return player.lastConfig ? { ...player.lastConfig } : null; },
   get layers() { return [...ridge.layers]; },
   get formConfig() { return controls.readConfig(); },
+  // Compare mode and instruments.
+  get framesByRun() { return { ...stats.framesByRun }; },
+  get compare() { return shownRun?.compare ? { ...shownRun.compare } : null; },
+  get runNames() { return shownRun?.runs ? [...shownRun.runs] : shownRun ? ["A"] : []; },
+  get formCompare() { return compare.read(); },
+  get view() { return views.current; },
+  get sweepResults() { return stats.sweepResults; },
+  get sweeping() { return player.sweeping && player.active; },
+  /** Points (or cells, or bars) each chart of a panel holds: what it has to draw. */
+  panelPoints(name) { return (panels[name]?.charts ?? []).map((chart) => chart.points ?? null); },
 });

@@ -19,6 +19,10 @@ export class Player {
     this.pauseOnStart = false;    // pause the run as soon as it has started (step from idle)
     this.acceptFrames = false;    // false after reset until the next run starts
     this.lastConfig = null;       // the full config of the last `started`
+    this.lastCompare = null;      // the `compare` that start sent (null: a single run)
+    this.sentCompare = null;      // the `compare` of the start in flight
+    this.sweeping = false;        // the run in progress is a learning-rate sweep
+    this.twinEnds = {};           // compare mode: {A|B: state message} of a twin that ended alone
     this.lrSent = null;
     this.lrWanted = null;
     this.lrTimer = null;
@@ -32,17 +36,28 @@ export class Player {
 
   get connected() { return this.state !== "offline"; }
 
-  /** Resume a paused run; otherwise start a new run with `config` (replacing any run). */
-  play(config) {
+  /** Resume a paused run; otherwise start a new run with `config` (replacing any run); with
+   *  `compare` ({field: value} for run B), twin runs A and B in lockstep. */
+  play(config, compare = null) {
     if (this.state === "paused" && !this.pendingStart) return this.send({ type: "resume" });
-    return this.start(config);
+    return this.start(config, compare);
   }
 
-  start(config) {
+  start(config, compare = null) {
     // Fields the form could not read are sent as null: the server refuses them by name, rather
     // than a blank field silently taking its default.
-    const sent = this.send({ type: "start", config });
+    const sent = this.send(compare ? { type: "start", config, compare } : { type: "start", config });
+    return this.sent(sent, compare);
+  }
+
+  /** A learning-rate sweep of `config` (and its twin): short runs of `steps` at each of `lrs`. */
+  sweep(config, compare, lrs, steps) {
+    return this.sent(this.send({ type: "sweep", config, compare: compare ?? null, lrs, steps }), compare);
+  }
+
+  sent(sent, compare) {
     if (sent) {
+      this.sentCompare = compare;
       this.pendingStart = true;
       this.queuePosition = null;
       this.pauseOnStart = false;
@@ -62,23 +77,23 @@ export class Player {
     return false;
   }
 
-  togglePlay(config) {
+  togglePlay(config, compare = null) {
     if (this.pendingStart) {
       this.pauseOnStart = !this.pauseOnStart;
       this.changed();
       return true;
     }
     if (this.state === "running") return this.pause();
-    return this.play(config);
+    return this.play(config, compare);
   }
 
   /** One emit interval while paused; pauses a running run; from idle, a new run that pauses
    *  as soon as it has started (on the untrained network, or within a frame or two of it). */
-  step(config) {
+  step(config, compare = null) {
     if (this.pendingStart) return this.pause();
     if (this.state === "paused") return this.send({ type: "step" });
     if (this.state === "running") return this.pause();
-    const sent = this.start(config);
+    const sent = this.start(config, compare);
     if (sent) this.pause();
     return sent;
   }
@@ -133,6 +148,9 @@ export class Player {
 
   started(message) {
     this.lastConfig = message.config;
+    this.lastCompare = this.sentCompare;
+    this.sweeping = Boolean(message.sweep);
+    this.twinEnds = {};
     this.lrSent = message.config.lr;
     this.pendingStart = false;
     this.queuePosition = null;
@@ -146,6 +164,12 @@ export class Player {
   }
 
   stateChanged(message) {
+    if (message.run) {
+      // One twin ended (it diverged, say) while the other goes on: the run is still running.
+      if (this.acceptFrames) this.twinEnds = { ...this.twinEnds, [message.run]: message };
+      this.changed();
+      return;
+    }
     // A late "stopped" from a run we reset, or one replaced by a new start, changes nothing shown.
     if (message.state === "stopped" && (!this.acceptFrames || this.pendingStart)) return;
     this.state = message.state;

@@ -11,7 +11,7 @@ const STATE_LABELS = {
 /** Step / steps, steps per second, learning rate, state and device of the current run. */
 export class StatusLine {
   constructor(elements) {
-    this.elements = elements; // {root, state, step, steps, rate, lr, device, params}
+    this.elements = elements; // {root, state, step, stepLabel, steps, rate, lr, device, params}
     this.shown = new Map();   // element -> text on screen, so unchanged text is never rewritten
     this.frame = null;
   }
@@ -20,6 +20,8 @@ export class StatusLine {
   setRun(started) {
     this.frame = null;
     delete this.elements.root.dataset.idle;
+    delete this.elements.root.dataset.sweep;
+    this.text("stepLabel", "step");
     this.text("steps", formatCount(started.config.steps));
     this.text("device", started.device);
     this.text("params", formatCount(started.params));
@@ -28,10 +30,33 @@ export class StatusLine {
     this.text("lr", formatValue(started.config.lr));
   }
 
+  /** A sweep's `started`: progress counts points, not steps. */
+  setSweep(started) {
+    this.frame = null;
+    delete this.elements.root.dataset.idle;
+    this.elements.root.dataset.sweep = ""; // no steps/s, device or size: a sweep is many runs
+    const { lrs, runs } = started.sweep;
+    this.text("stepLabel", "sweep point");
+    this.text("step", "0");
+    this.text("steps", formatCount(lrs.length * runs.length));
+    this.text("rate", "–");
+    this.text("lr", "–");
+    this.text("device", "–");
+    this.text("params", "–");
+  }
+
+  /** One `sweep_result`: the point that just finished. */
+  sweepPoint(result) {
+    this.text("step", formatCount(result.index + 1));
+    this.text("lr", formatValue(result.lr));
+  }
+
   clear() {
     this.frame = null;
     this.elements.root.dataset.idle = "";
+    delete this.elements.root.dataset.sweep;
     for (const name of ["step", "steps", "rate", "lr", "device", "params"]) this.text(name, "–");
+    this.text("stepLabel", "step");
   }
 
   update(frame) {

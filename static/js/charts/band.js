@@ -1,13 +1,17 @@
 // Percentile band over steps for one layer: the 15th–85th percentile of its pre-activation as a
 // shaded band with the median as a line, like Ioffe & Szegedy's Fig. 1. Without normalization
-// the band's centre and width wander as training goes; with batch norm they stay put.
+// the band's centre and width wander as training goes; with batch norm they stay put. Twins get
+// a band each on the same axis: A blue, B orange (its median dashed).
 
-import { PALETTE, PLOT_CONFIG, axis, baseLayout, emptyLayout, sizeOf } from "./theme.js";
+import { PLOT_CONFIG, RUN_COLORS, axis, baseLayout, emptyLayout, sizeOf } from "./theme.js";
 import { History, extent, growingEnd } from "./history.js";
 import { StableRange } from "./scale.js";
+import { runOf, runView, runsOf } from "./runs.js";
 
-const BAND_FILL = "rgba(0,114,178,0.22)";
-const BAND_EDGE = "rgba(0,114,178,0.55)";
+const BANDS = {
+  A: { fill: "rgba(0,114,178,0.22)", edge: "rgba(0,114,178,0.55)", median: RUN_COLORS.A, dash: "solid" },
+  B: { fill: "rgba(230,159,0,0.28)", edge: "rgba(184,120,0,0.75)", median: "#b87800", dash: "dash" },
+};
 
 export class BandChart {
   constructor(element, options = {}) {
@@ -19,12 +23,17 @@ export class BandChart {
   }
 
   reset(run) {
+    this.runs = runsOf(run);
     this.layers = run?.layers ?? [];
+    this.depth = Object.fromEntries(this.runs.map((name) => [name, runView(run, name).layers.length]));
     this.steps = run?.config?.steps ?? 1;
     this.xEnd = 0;
-    const columns = ["step"];
-    this.layers.forEach((_, i) => columns.push(`p15_${i}`, `p50_${i}`, `p85_${i}`));
-    this.history = new History(columns, this.options);
+    this.histories = {};
+    for (const name of this.runs) {
+      const columns = ["step"];
+      for (let i = 0; i < this.depth[name]; i++) columns.push(`p15_${i}`, `p50_${i}`, `p85_${i}`);
+      this.histories[name] = new History(columns, this.options);
+    }
     if (this.selected >= this.layers.length) this.selected = -1;
     this.yRange.reset();
     this.dirty = true;
@@ -32,6 +41,8 @@ export class BandChart {
 
   /** Record every frame (cheap); drawing waits for render(). */
   update(frame) {
+    const history = this.histories[runOf(frame)];
+    if (!history) return;
     this.xEnd = growingEnd(this.xEnd, frame.step, this.steps);
     const row = { step: frame.step };
     frame.layers.forEach((layer, i) => {
@@ -39,7 +50,7 @@ export class BandChart {
       row[`p50_${i}`] = layer.pre.p50;
       row[`p85_${i}`] = layer.pre.p85;
     });
-    this.history.push(row);
+    history.push(row);
     this.dirty = true;
   }
 
@@ -50,36 +61,48 @@ export class BandChart {
     this.dirty = true;
   }
 
-  get layerIndex() {
-    return this.selected < 0 ? this.layers.length - 1 : this.selected;
+  /** The layer shown for run `name` (A unless given): the selected one, or that run's last. */
+  layerIndex(name = "A") {
+    const depth = this.depth[name] ?? this.layers.length;
+    return this.selected < 0 || this.selected >= depth ? depth - 1 : this.selected;
   }
 
   render() {
     if (!this.dirty) return false;
     this.dirty = false;
-    const i = this.layerIndex;
-    const columns = this.history.columns;
-    const step = columns.step;
-    const p15 = columns[`p15_${i}`] ?? [];
-    const p50 = columns[`p50_${i}`] ?? [];
-    const p85 = columns[`p85_${i}`] ?? [];
-    const traces = [
-      { type: "scatter", mode: "lines", x: step, y: p85, line: { color: BAND_EDGE, width: 2 } },
-      {
-        type: "scatter", mode: "lines", x: step, y: p15, line: { color: BAND_EDGE, width: 2 },
-        fill: "tonexty", fillcolor: BAND_FILL,
-      },
-      { type: "scatter", mode: "lines", x: step, y: p50, line: { color: PALETTE.blue, width: 2.5 } },
-    ];
-    const [lo, hi] = extent(p15, p85);
+    const traces = [];
+    const edges = [];
+    const compare = this.runs.length > 1;
+    for (const name of this.runs.length ? this.runs : ["A"]) {
+      const i = this.layerIndex(name);
+      const columns = this.histories[name]?.columns ?? {};
+      const step = columns.step ?? [];
+      const p15 = columns[`p15_${i}`] ?? [];
+      const p50 = columns[`p50_${i}`] ?? [];
+      const p85 = columns[`p85_${i}`] ?? [];
+      const look = BANDS[name];
+      traces.push(
+        { type: "scatter", mode: "lines", x: step, y: p85, line: { color: look.edge, width: 2 } },
+        {
+          type: "scatter", mode: "lines", x: step, y: p15, line: { color: look.edge, width: 2 },
+          fill: "tonexty", fillcolor: look.fill,
+        },
+        {
+          type: "scatter", mode: "lines", x: step, y: p50,
+          line: { color: look.median, width: 2.5, dash: compare ? look.dash : "solid" },
+        },
+      );
+      edges.push(p15, p85);
+    }
+    const [lo, hi] = extent(...edges);
     const range = this.yRange.fit(lo, hi);
-    const empty = this.history.length === 0;
+    const points = Object.values(this.histories).reduce((sum, history) => sum + history.length, 0);
     const layout = baseLayout(sizeOf(this), {
       margin: { l: 52, r: 12, t: 6, b: 34 },
       xaxis: axis({ range: [0, this.xEnd || this.steps], nticks: 5 }),
       yaxis: axis({ range: range ?? [-1, 1], nticks: 5, zeroline: true }),
-      datarevision: this.history.length,
-      ...(empty ? emptyLayout() : {}),
+      datarevision: points,
+      ...(points === 0 ? emptyLayout() : {}),
     });
     Plotly.react(this.element, traces, layout, PLOT_CONFIG);
     return true;

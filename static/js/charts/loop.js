@@ -2,7 +2,8 @@
 // far faster than Plotly redraws on a slow laptop), so charts only mark themselves dirty when
 // data arrives; this loop draws the newest state. The main chart is drawn on every animation
 // frame that has new data; the small charts take turns, each at most `secondaryEveryMs`, so
-// one animation frame never pays for all four Plotly redraws.
+// one animation frame never pays for all four Plotly redraws. A chart whose `hidden` is true (its
+// panel is not shown) keeps its data and its dirty mark and is drawn when it is shown again.
 
 const DEFAULTS = Object.freeze({ secondaryEveryMs: 150 });
 
@@ -29,7 +30,7 @@ export class RenderLoop {
   /** Draw everything now (after a reset), ignoring the turn-taking. */
   flush() {
     const drew = this.primary.render();
-    this.secondary.forEach((chart, i) => { if (chart.render()) this.lastDrawn[i] = performance.now(); });
+    this.secondary.forEach((chart, i) => { if (!chart.hidden && chart.render()) this.lastDrawn[i] = performance.now(); });
     this.afterRender(drew);
   }
 
@@ -40,13 +41,14 @@ export class RenderLoop {
     for (let k = 0; k < count; k++) {
       const i = (this.turn + k) % count;
       const chart = this.secondary[i];
-      if (!chart.dirty || now - this.lastDrawn[i] < this.options.secondaryEveryMs) continue;
+      if (!chart.dirty || chart.hidden || now - this.lastDrawn[i] < this.options.secondaryEveryMs) continue;
       chart.render();
       this.lastDrawn[i] = now;
       this.turn = (i + 1) % count;
       break; // one small chart per animation frame
     }
     this.afterRender(drew);
-    if (this.primary.dirty || this.secondary.some((chart) => chart.dirty)) this.request();
+    const waiting = (chart) => chart.dirty && !chart.hidden;
+    if (waiting(this.primary) || this.secondary.some(waiting)) this.request();
   }
 }

@@ -13,6 +13,7 @@ const DEFAULTS = Object.freeze({
   peak: 1.45,         // a ridge's tallest bin, in ridge spacings (overlap gives the ridge look)
   maxTraces: 12,      // deeper nets draw two or more neighbouring layers per Plotly trace
   fillWhite: 0.72,    // fill = the layer colour mixed with this much white, opaque
+  offNote: () => "not measured in this run", // (config) => the note on frames without these histograms
 });
 
 // Output bounds of the bounded activations, drawn as guides when showing post-activations.
@@ -26,6 +27,7 @@ const LIVE_RANGE = { sigmoid: 4.356, tanh: 2.178 };
 
 /** The x positions (bin edges) and heights of one histogram, drawn as a closed step outline. */
 export function ridgeOutline(histogram, baseline, peak, transform) {
+  if (!histogram) return { x: [], y: [] }; // an instrument that is off (or has no value yet)
   const { lo, hi, counts, n } = histogram;
   if (!counts || !counts.length || !n || lo === null || hi === null) return { x: [], y: [] };
   const bins = counts.length;
@@ -47,7 +49,12 @@ export function ridgeOutline(histogram, baseline, peak, transform) {
 }
 
 const NO_VALUES = "no finite values";
-const MARGIN = Object.freeze({ l: 58, r: 128, t: 26, b: 28 }); // fixed: no per-frame layout jumps
+const NO_VALUES_SHORT = "NaN/inf only";
+// Fixed margins: no per-frame layout jumps. Compact: half a stage wide, beside its twin.
+const MARGIN = Object.freeze({ l: 58, r: 128, t: 26, b: 28 });
+const COMPACT_MARGIN = Object.freeze({ l: 34, r: 100, t: 26, b: 28 });
+const AXIS_TITLES = { pre: "pre-activation", post: "post-activation", grad: "∂L/∂ pre-activation" };
+const LABEL_MIN_PX = 16; // closer rows than this label every other layer (or fewer)
 
 /** Round tick positions across `range`, about one per 70 px, labelled compactly (a run that
  *  blows up spans 1e35, where Plotly's own labels collide). */
@@ -56,6 +63,20 @@ function ticksFor([lo, hi], plotWidth) {
   const tickvals = [];
   for (let k = Math.ceil(lo / step); k * step <= hi + step * 1e-9; k++) tickvals.push(k * step);
   return { tickmode: "array", tickvals, ticktext: tickvals.map((v) => formatValue(Math.abs(v) < step * 1e-9 ? 0 : v)) };
+}
+
+/** Whether layer `i` of `count` gets a label when only every `every`-th one fits: the first,
+ *  every `every`-th after it, and the last (with room before it). */
+export function labelled(i, count, every) {
+  if (i === count - 1) return true;
+  return i % every === 0 && count - 1 - i >= every;
+}
+
+/** Layer numbers on the y-axis (layer 1 at the top), as many as fit. */
+function layerTicks(count, every) {
+  const shown = [];
+  for (let i = 0; i < count; i++) if (labelled(i, count, every)) shown.push(i);
+  return { tickvals: shown.map((i) => count - 1 - i), ticktext: shown.map((i) => String(i + 1)) };
 }
 
 export class RidgeChart {
@@ -69,17 +90,30 @@ export class RidgeChart {
     this.options = { ...DEFAULTS, ...options };
     this.values = this.options.values;
     this.xMode = this.options.xMode;
+    this.ramp = this.options.ramp; // colour stops light → dark; undefined: the default blues
     this.sharedRange = new StableRange();
     this.layerRange = new StableRange({ symmetric: true }); // std units: centred on each mean
+    this.margin = MARGIN;
     this.reset(null);
+  }
+
+  /** Half-width layout beside a twin: narrower margins, no "layer" axis title. */
+  setCompact(compact) {
+    this.margin = compact ? COMPACT_MARGIN : MARGIN;
+    const host = this.labels.parentElement;
+    host.style.setProperty("--ridge-l", `${this.margin.l}px`);
+    host.style.setProperty("--ridge-r", `${this.margin.r}px`);
+    this.labelGeometry = "";
+    this.dirty = true;
   }
 
   /** A new run (the `started` message) or null: clear everything, lay out its layers. */
   reset(run) {
     this.layers = run?.layers ?? [];
     this.activation = run?.config?.activation ?? null;
+    this.config = run?.config ?? null;
     this.perTrace = Math.max(1, Math.ceil(this.layers.length / this.options.maxTraces));
-    this.colors = depthRamp(Math.max(1, Math.ceil(this.layers.length / this.perTrace)));
+    this.colors = depthRamp(Math.max(1, Math.ceil(this.layers.length / this.perTrace)), this.ramp);
     this.frame = null;
     // A new run keeps the x-axis (it still shrinks, slowly): right after switching to batch norm
     // the new, narrow distributions are seen on the old run's wide axis. Reset clears it.
@@ -108,8 +142,34 @@ export class RidgeChart {
     this.dirty = true;
   }
 
-  /** Draw if anything changed; returns whether it drew a frame. */
-  render() {
+  /** The frame has none of these histograms at all (an instrument that is off): not one that
+   *  holds only NaN/inf, which is shown, loudly, layer by layer. */
+  get off() {
+    return this.frame !== null && this.frame.layers.every((layer) => !layer[this.values]);
+  }
+
+  /** The x extent of the newest frame as drawn (true values or std units), for a twin's axis. */
+  extent() {
+    let lo = Infinity;
+    let hi = -Infinity;
+    for (const layer of this.frame?.layers ?? []) {
+      const histogram = layer[this.values];
+      if (!histogram?.n || histogram.lo === null) continue;
+      const transform = this.transformFor(histogram);
+      lo = Math.min(lo, transform(histogram.lo));
+      hi = Math.max(hi, transform(histogram.hi));
+    }
+    return [lo, hi];
+  }
+
+  /** The x range for data spanning [lo, hi], with this chart's hysteresis (twins share it). */
+  fitRange(lo, hi) {
+    return (this.xMode === "layer" ? this.layerRange : this.sharedRange).fit(lo, hi);
+  }
+
+  /** Draw if anything changed; returns whether it drew a frame. `xRange`: a range fitted for
+   *  this chart and its twin together (fitRange); by default the chart fits its own data. */
+  render(xRange = undefined) {
     if (!this.dirty) return false;
     this.dirty = false;
     const count = this.layers.length;
@@ -141,7 +201,7 @@ export class RidgeChart {
         y = [];
       }
     });
-    const range = (this.xMode === "layer" ? this.layerRange : this.sharedRange).fit(lo, hi);
+    const range = xRange === undefined ? this.fitRange(lo, hi) : xRange;
     Plotly.react(this.element, traces, this.layout(count, range), PLOT_CONFIG);
     this.showLabels(labels);
     return this.frame !== null;
@@ -152,23 +212,28 @@ export class RidgeChart {
     const { height } = sizeOf(this);
     const geometry = `${height}:${this.labelSpans.length}`;
     const [yMin, yMax] = this.yRange();
-    const plotHeight = height - MARGIN.t - MARGIN.b;
+    const margin = this.margin;
+    const plotHeight = height - margin.t - margin.b;
+    const every = this.labelEvery();
+    const count = this.labelSpans.length;
     this.labelSpans.forEach((span, i) => {
-      const text = labels[i] ?? "";
+      const text = labelled(i, count, every) ? labels[i] ?? "" : "";
       if (span.textContent !== text) {
         span.textContent = text;
-        span.toggleAttribute("data-bad", text === NO_VALUES);
+        span.toggleAttribute("data-bad", text === NO_VALUES || text === NO_VALUES_SHORT);
       }
       if (geometry !== this.labelGeometry) {
         const baseline = this.layers.length - 1 - i;
-        span.style.top = `${MARGIN.t + ((yMax - baseline) / (yMax - yMin)) * plotHeight}px`;
+        span.style.top = `${margin.t + ((yMax - baseline) / (yMax - yMin)) * plotHeight}px`;
       }
     });
     this.labelGeometry = geometry;
-    this.labels.toggleAttribute("data-empty", this.frame === null);
-    this.axisTitle.hidden = this.frame === null;
-    const what = this.values === "pre" ? "pre-activation" : "post-activation";
-    const title = this.xMode === "layer" ? `${what}, in standard deviations from each layer’s mean` : `${what} value`;
+    const nothing = this.frame === null || this.off;
+    this.labels.toggleAttribute("data-empty", nothing);
+    this.axisTitle.hidden = nothing;
+    const what = AXIS_TITLES[this.values] ?? this.values;
+    const perLayer = this.margin === COMPACT_MARGIN ? `${what}, std from layer mean` : `${what}, in standard deviations from each layer’s mean`;
+    const title = this.xMode === "layer" ? perLayer : this.values === "grad" ? what : `${what} value`;
     if (this.axisTitle.textContent !== title) this.axisTitle.textContent = title;
   }
 
@@ -176,12 +241,19 @@ export class RidgeChart {
     return [-0.12, Math.max(this.layers.length, 1) - 1 + this.options.peak + 0.1];
   }
 
+  /** Rows closer than a label is tall get every k-th layer labelled (and the last): no pile-ups. */
+  labelEvery() {
+    const [yMin, yMax] = this.yRange();
+    const rowPx = (sizeOf(this).height - this.margin.t - this.margin.b) / (yMax - yMin);
+    return rowPx > 0 ? Math.max(1, Math.ceil(LABEL_MIN_PX / rowPx)) : 1;
+  }
+
   // --- internals ---------------------------------------------------------------------------------
 
   transformFor(histogram) {
     if (this.xMode !== "layer") return (x) => x;
-    const mean = histogram.mean ?? 0;
-    const std = histogram.std > 0 ? histogram.std : 1;
+    const mean = histogram?.mean ?? 0;
+    const std = histogram?.std > 0 ? histogram.std : 1;
     return (x) => (x - mean) / std;
   }
 
@@ -201,10 +273,18 @@ export class RidgeChart {
 
   /** A layer's true value range, as the label beside its ridge. */
   rangeLabel(histogram) {
-    return histogram.n ? `${formatValue(histogram.lo)} … ${formatValue(histogram.hi)}` : NO_VALUES;
+    if (!histogram) return "";
+    if (!histogram.n) return this.margin === COMPACT_MARGIN ? NO_VALUES_SHORT : NO_VALUES;
+    if (this.values === "grad") {
+      // Gradients straddle 0 and shrink by decades: their largest magnitude is the number to read.
+      return `±${formatValue(Math.max(Math.abs(histogram.lo), Math.abs(histogram.hi)))}`;
+    }
+    const gap = this.margin === COMPACT_MARGIN ? "…" : " … "; // half a stage wide: every pixel counts
+    return `${formatValue(histogram.lo)}${gap}${formatValue(histogram.hi)}`;
   }
 
   layout(count, xRange) {
+    const compact = this.margin === COMPACT_MARGIN;
     const annotations = [];
     const bounds = this.values === "post" && this.xMode === "shared" ? OUTPUT_BOUNDS[this.activation] : null;
     const guides = (bounds ?? []).map((x) => ({
@@ -220,34 +300,33 @@ export class RidgeChart {
       });
       annotations.push({
         xref: "x", x: 0, yref: "paper", y: 1, yanchor: "bottom", showarrow: false,
-        text: `${this.activation} has slope here`,
+        text: compact ? "has slope" : `${this.activation} has slope here`,
         font: { size: 14, color: "#00694d" },
       });
     }
     return baseLayout(sizeOf(this), {
-      margin: { ...MARGIN },
+      margin: { ...this.margin },
       xaxis: axis({
         range: xRange ?? [-1, 1],
         layer: "below traces",
         zeroline: true,
         zerolinewidth: 1.5,
         showgrid: true,
-        ...ticksFor(xRange ?? [-1, 1], sizeOf(this).width - MARGIN.l - MARGIN.r),
+        ...ticksFor(xRange ?? [-1, 1], sizeOf(this).width - this.margin.l - this.margin.r),
       }),
       yaxis: axis({
         range: this.yRange(),
         tickmode: "array",
-        tickvals: this.layers.map((_, i) => count - 1 - i),
-        ticktext: this.layers.map((_, i) => String(i + 1)),
+        ...layerTicks(count, this.labelEvery()),
         showgrid: false,
         zeroline: false,
         showline: false,
         ticks: "",
-        title: { text: "layer", font: { size: 14, color: PALETTE.ink2 }, standoff: 8 },
+        title: { text: compact ? "" : "layer", font: { size: 14, color: PALETTE.ink2 }, standoff: 8 },
       }),
       shapes: guides,
       annotations,
-      ...(this.frame === null ? emptyLayout("") : {}),
+      ...(this.frame === null ? emptyLayout("") : this.off ? emptyLayout(this.options.offNote(this.config)) : {}),
     });
   }
 }

@@ -69,7 +69,10 @@ export function emptyLayout(note = "appears when a run starts", { withY2 = false
 /** A chart element's size: the last one a ResizeObserver reported, else measured now. Reading
  *  clientWidth after another chart changed the DOM forces a layout, so the page feeds sizes in. */
 export function sizeOf(chart) {
-  chart.size ??= { width: chart.element.clientWidth, height: chart.element.clientHeight };
+  // A size taken while the chart's panel was hidden (0 × 0) is no size: measure again.
+  if (!chart.size || chart.size.width < 2) {
+    chart.size = { width: chart.element.clientWidth, height: chart.element.clientHeight };
+  }
   return chart.size;
 }
 
@@ -94,14 +97,21 @@ export function baseLayout(size, overrides = {}) {
 // Depth ramp, light (layer 1) to dark (deepest): sky → blue → navy, all readable on white.
 const RAMP = ["#56B4E9", "#0072B2", "#0b2a4a"];
 
+// Twin runs: A in the blue family, B in the orange family, on every chart that shows both; each
+// run's depth ramp keeps the light (layer 1) → dark (deepest) order.
+export const RUN_COLORS = Object.freeze({ A: PALETTE.blue, B: PALETTE.orange });
+export const RUN_RAMPS = Object.freeze({ A: RAMP, B: ["#F2C45A", "#E69F00", "#7a4300"] });
+// B is also dashed where lines of both runs share an axis: the difference survives greyscale.
+export const RUN_DASH = Object.freeze({ A: "solid", B: "dash" });
+
 function hexToRgb(hex) {
   const n = parseInt(hex.slice(1), 16);
   return [(n >> 16) & 255, (n >> 8) & 255, n & 255];
 }
 
-/** `count` colours light → dark, as [r, g, b]. */
-export function depthRamp(count) {
-  const stops = RAMP.map(hexToRgb);
+/** `count` colours light → dark, as [r, g, b]; `ramp`: the colour stops (default: A's blues). */
+export function depthRamp(count, ramp = RAMP) {
+  const stops = ramp.map(hexToRgb);
   return Array.from({ length: count }, (_, i) => {
     const t = count === 1 ? 0.5 : i / (count - 1);
     const position = t * (stops.length - 1);

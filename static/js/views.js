@@ -1,0 +1,97 @@
+// The stage's views: the layers (ridge plots) and the instrument panels, one shown at a time.
+// A hidden panel's charts keep recording frames but draw nothing; opening a panel switches on
+// the config flags its instrument needs, for the next start. The view lives in the URL (?view=).
+
+const DEFAULTS = Object.freeze({ param: "view", initial: "layers" });
+
+/** What each instrument needs in the config; `enable` gives the fields to set when it is off. */
+export const NEEDS = Object.freeze({
+  gradients: {
+    has: (config) => config.probe_gradients === true,
+    enable: () => ({ probe_gradients: true }),
+    what: "gradient probes",
+  },
+  ics: {
+    has: (config) => config.ics_every > 0,
+    enable: () => ({ ics_every: 10 }),
+    what: "ICS measurements (every 10 steps)",
+  },
+  landscape: {
+    has: (config) => config.landscape_every > 0,
+    enable: () => ({ landscape_every: 20 }),
+    what: "landscape probes (every 20 steps)",
+  },
+});
+
+/** Presets that tell their story in one panel. Presets carry no view of their own (see the
+ *  report on the protocol), so the rest is inferred from what the preset switches on. */
+const PRESET_VIEWS = Object.freeze({
+  gradients: "gradients",
+  "santurkar-ics": "ics",
+  "noisy-bn": "drift",
+  landscape: "landscape",
+  "bn-eval": "eval",
+  "small-batch": "eval",
+  "lr-sweep": "sweep",
+});
+
+export function viewForPreset(preset) {
+  if (!preset) return DEFAULTS.initial;
+  if (PRESET_VIEWS[preset.id]) return PRESET_VIEWS[preset.id];
+  const config = preset.config ?? {};
+  if (preset.sweep_lrs) return "sweep";
+  if (config.ics_every > 0) return "ics";
+  if (config.landscape_every > 0) return "landscape";
+  if (config.test_shift || (config.test_scale ?? 1) !== 1 || config.eval_batch_size) return "eval";
+  return DEFAULTS.initial;
+}
+
+export class Views {
+  /** `radios`: the view radio buttons; `panels`: {name: {element, charts}}. */
+  constructor(radios, panels) {
+    this.radios = [...radios];
+    this.panels = panels;
+    this.current = null;
+    this.listeners = [];
+    for (const radio of this.radios) {
+      radio.addEventListener("change", () => { if (radio.checked) this.show(radio.value, { byUser: true }); });
+    }
+  }
+
+  /** `handler(name, {byUser})` after the shown view changes. */
+  onChange(handler) { this.listeners.push(handler); }
+
+  show(name, { byUser = false } = {}) {
+    if (!(name in this.panels)) name = DEFAULTS.initial;
+    const changed = name !== this.current;
+    this.current = name;
+    for (const radio of this.radios) radio.checked = radio.value === name;
+    for (const [key, panel] of Object.entries(this.panels)) {
+      const shown = key === name;
+      if (panel.element.hidden === shown) panel.element.hidden = !shown;
+      for (const chart of panel.charts) {
+        chart.hidden = !shown;
+        if (shown) chart.dirty = true; // drawn at its new size, with what it recorded meanwhile
+      }
+    }
+    if (changed || byUser) for (const handler of this.listeners) handler(name, { byUser });
+  }
+
+  /** ?view=name shows that view; without it, the view stays (a preset may have chosen one). */
+  loadFromQuery(search) {
+    const name = new URLSearchParams(search).get(DEFAULTS.param);
+    if (name || this.current === null) this.show(name ?? DEFAULTS.initial);
+  }
+
+  /** Every chart of every panel (the render loop and the resize observer take them all). */
+  get charts() {
+    return Object.values(this.panels).flatMap((panel) => panel.charts);
+  }
+
+  get urlPart() {
+    return {
+      owns: (name) => name === DEFAULTS.param,
+      entries: () => (this.current && this.current !== DEFAULTS.initial ? [[DEFAULTS.param, this.current]] : []),
+    };
+  }
+}
