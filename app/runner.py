@@ -20,6 +20,9 @@ from app.training import Trainer
 logger = logging.getLogger(__name__)
 
 
+MAX_KEPT_FRAMES = 32  # measurement-carrying frames that may wait for a slow client
+
+
 def encode(message: dict[str, Any]) -> str:
     """JSON text of a message; orjson writes NaN and +-inf as null, which browsers can parse."""
     return orjson.dumps(message).decode()
@@ -37,43 +40,55 @@ class Outbox:
 
     def __init__(self, wake: Callable[[], None]) -> None:
         self._lock = threading.Lock()
-        self._messages: deque[tuple[str, str | None]] = deque()  # (text, frame slot or None)
+        # (text, frame slot or None for a control message, kept frame?), oldest first
+        self._messages: deque[tuple[str, str | None, bool]] = deque()
         self._frames: dict[str, str] = {}  # newest unsent frame per slot, in arrival order
+        self._kept = 0  # kept frames waiting in _messages
         self._wake = wake
         self.run_id = 0  # messages from any other run are stale and dropped
         self.frames_dropped = 0
 
-    def put(self, message: dict[str, Any], is_frame: bool = False, run_id: int | None = None) -> None:
+    def put(
+        self, message: dict[str, Any], is_frame: bool = False, run_id: int | None = None, keep: bool = False
+    ) -> None:
         slot = str(message.get("run", "")) if is_frame else None
-        self.put_text(encode(message), slot, run_id)
+        self.put_text(encode(message), slot, run_id, keep)
 
-    def put_text(self, text: str, slot: str | None = None, run_id: int | None = None) -> None:
-        """Queue an encoded message: a frame for `slot`, or a control message when slot is None."""
+    def put_text(
+        self, text: str, slot: str | None = None, run_id: int | None = None, keep: bool = False
+    ) -> None:
+        """Queue an encoded message: a frame for `slot`, or a control message when slot is None.
+
+        A kept frame (one carrying a measurement later frames do not repeat) queues in order like
+        a control message, up to MAX_KEPT_FRAMES waiting; past that it is an ordinary frame, so
+        a client that reads slower than the run writes cannot grow the queue without bound."""
         with self._lock:
             if run_id is not None and run_id != self.run_id:
                 return
-            if slot is not None:
+            if slot is not None and not (keep and self._kept < MAX_KEPT_FRAMES):
                 if slot in self._frames:
                     self.frames_dropped += 1
                     del self._frames[slot]  # re-inserted last: slots stay in arrival order
                 self._frames[slot] = text
             else:
-                self._messages.extend((frame, key) for key, frame in self._frames.items())
+                self._messages.extend((frame, key, False) for key, frame in self._frames.items())
                 self._frames.clear()
-                self._messages.append((text, None))
+                self._messages.append((text, slot, slot is not None))
+                self._kept += slot is not None
         self._wake()
 
-    def take_tagged(self) -> list[tuple[str, str | None]]:
-        """Everything pending as (text, frame slot or None), oldest first."""
+    def take_tagged(self) -> list[tuple[str, str | None, bool]]:
+        """Everything pending as (text, frame slot or None, kept), oldest first."""
         with self._lock:
             out = list(self._messages)
             self._messages.clear()
-            out.extend((frame, key) for key, frame in self._frames.items())
+            self._kept = 0
+            out.extend((frame, key, False) for key, frame in self._frames.items())
             self._frames.clear()
             return out
 
     def take(self) -> list[str]:
-        return [text for text, _ in self.take_tagged()]
+        return [text for text, _, _ in self.take_tagged()]
 
 
 @dataclass(frozen=True)
@@ -155,8 +170,8 @@ class Run:
         self._thread.join(timeout)
         return not self._thread.is_alive()
 
-    def _emit(self, message: dict[str, Any], is_frame: bool = False) -> None:
-        self._outbox.put(message, is_frame, self.run_id)
+    def _emit(self, message: dict[str, Any], is_frame: bool = False, keep: bool = False) -> None:
+        self._outbox.put(message, is_frame, self.run_id, keep)
 
     def _state(self, state: str) -> None:
         self._emit({"type": "state", "state": state, "step": self.step})
@@ -244,9 +259,9 @@ class Run:
                 frame = snapshot.to_wire()
                 if label:
                     frame["run"] = label
-                # A frame that carries a measurement (test accuracy, ICS, landscape) is never
+                # A frame that carries a measurement (test accuracy, ICS, landscape) is not
                 # coalesced away by a slow client: it queues like a control message.
-                self._emit(frame, is_frame=not snapshot.has_measurement)
+                self._emit(frame, is_frame=True, keep=snapshot.has_measurement)
                 step = snapshot.step
             if step is None:
                 break

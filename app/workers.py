@@ -8,6 +8,7 @@ Wire between parent and worker (a duplex multiprocessing pipe):
                     (lrs, steps) | None), ("pause",), ("resume",), ("step",), ("stop",),
                     ("set_lr", lr), ("quit",)
   worker -> parent  bytes: b"F" + slot + frame JSON (slot: b"A", b"B", or b"-" for a single run),
+                    b"K" + slot + frame JSON (a frame with a measurement: not to be coalesced),
                     b"M" + control-message JSON, b"I" (idle: ready for a job, or the last job's
                     messages are all sent)
 """
@@ -32,7 +33,7 @@ import orjson
 
 from app.spec import RunSpec
 
-FRAME, MESSAGE, IDLE = b"F", b"M", b"I"
+FRAME, KEPT, MESSAGE, IDLE = b"F", b"K", b"M", b"I"
 NO_SLOT = b"-"  # the frame slot of a single run
 KILL_GRACE_S = 5.0  # a run that ignores stop (or its time limit) this long is killed
 
@@ -139,8 +140,8 @@ class _Forwarder:
                 self._flush(self._outbox)
 
     def _flush(self, outbox: Any) -> None:
-        for text, slot in outbox.take_tagged():
-            prefix = MESSAGE if slot is None else FRAME + (slot.encode() or NO_SLOT)
+        for text, slot, kept in outbox.take_tagged():
+            prefix = MESSAGE if slot is None else (KEPT if kept else FRAME) + (slot.encode() or NO_SLOT)
             self._send(prefix + text.encode())
 
     def attach(self, outbox: Any) -> None:
@@ -194,12 +195,12 @@ class RemoteRun:
         if self.finished.is_set():
             callback()
 
-    def deliver(self, text: str, slot: str | None) -> None:
+    def deliver(self, text: str, slot: str | None, keep: bool = False) -> None:
         if slot is None:
             message = orjson.loads(text)
             if message.get("type") == "state":
                 self.step = message["step"]
-        self.outbox.put_text(text, slot, self.run_id)
+        self.outbox.put_text(text, slot, self.run_id, keep)
 
     def end(self, died: str | None = None) -> None:
         if self.finished.is_set():
@@ -272,9 +273,10 @@ class Worker:
                     job.end()
                 self._on_idle(self)
             elif self.job is not None:
-                if kind == FRAME:
+                if kind in (FRAME, KEPT):
                     slot = data[1:2]
-                    self.job.deliver(data[2:].decode(), "" if slot == NO_SLOT else slot.decode())
+                    label = "" if slot == NO_SLOT else slot.decode()
+                    self.job.deliver(data[2:].decode(), label, keep=kind == KEPT)
                 else:
                     self.job.deliver(data[1:].decode(), None)
         self.alive = False

@@ -43,11 +43,25 @@ def live_server() -> Iterator[LiveServer]:
 
 
 @contextmanager
-def serve(settings: Settings) -> Iterator[LiveServer]:
-    """The real app with `settings`, on a uvicorn server in a thread of this process."""
+def serve(
+    settings: Settings, *, ws_ping_interval: float | None = 20.0, ws_ping_timeout: float | None = 20.0
+) -> Iterator[LiveServer]:
+    """The real app with `settings`, on a uvicorn server in a thread of this process.
+
+    The ping settings are uvicorn's (the defaults are `python -m app`'s): a peer that answers no
+    ping within `ws_ping_timeout` is closed, though a close cannot complete while the peer reads
+    nothing (the app's `send_timeout_s` ends such a session; see tests/test_soak.py).
+    """
     app = create_app(settings)
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=0, log_level="warning", ws_per_message_deflate=False, lifespan="on"
+        app,
+        host="127.0.0.1",
+        port=0,
+        log_level="warning",
+        ws_per_message_deflate=False,
+        lifespan="on",
+        ws_ping_interval=ws_ping_interval,
+        ws_ping_timeout=ws_ping_timeout,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="test-uvicorn", daemon=True)

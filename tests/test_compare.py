@@ -22,7 +22,10 @@ def test_outbox_keeps_the_newest_frame_of_each_twin() -> None:
     for step in range(5):
         outbox.put({"type": "frame", "run": "A", "step": step}, is_frame=True)
         outbox.put({"type": "frame", "run": "B", "step": step}, is_frame=True)
-    assert [(slot, '"step":4' in text) for text, slot in outbox.take_tagged()] == [("A", True), ("B", True)]
+    assert [(slot, '"step":4' in text) for text, slot, _ in outbox.take_tagged()] == [
+        ("A", True),
+        ("B", True),
+    ]
 
 
 def test_twin_configs_differ_only_where_asked() -> None:
@@ -45,9 +48,11 @@ class RecordingOutbox(Outbox):
         self.run_id = 1
         self.log: list[str] = []
 
-    def put_text(self, text: str, slot: str | None = None, run_id: int | None = None) -> None:
+    def put_text(
+        self, text: str, slot: str | None = None, run_id: int | None = None, keep: bool = False
+    ) -> None:
         self.log.append(text)
-        super().put_text(text, slot, run_id)
+        super().put_text(text, slot, run_id, keep)
 
 
 def test_twins_step_in_lockstep_from_the_same_initial_weights() -> None:
@@ -197,3 +202,14 @@ def test_frames_with_measurements_survive_a_slow_client() -> None:
     frames = [m for m in map(orjson.loads, outbox.take()) if m["type"] == "frame"]
     assert [f["step"] for f in frames if f["test_acc"] is not None] == [0, 50, 100, 150, 200]
     assert len(frames) <= 10 and outbox.frames_dropped > 150  # plus the frame just before each
+
+
+def test_kept_frames_are_capped() -> None:
+    from app.runner import MAX_KEPT_FRAMES
+
+    outbox = Outbox(lambda: None)
+    for step in range(MAX_KEPT_FRAMES + 50):
+        outbox.put({"type": "frame", "step": step, "test_acc": 0.5}, is_frame=True, keep=True)
+    pending = outbox.take_tagged()
+    assert sum(kept for _, _, kept in pending) == MAX_KEPT_FRAMES
+    assert len(pending) == MAX_KEPT_FRAMES + 1  # and the newest as an ordinary frame

@@ -1,0 +1,377 @@
+"""Property-based fuzz of the message schema through the real websocket of a real server.
+
+Hypothesis sends sequences of near-valid messages (the six types with random, mutated, wrongly
+typed, huge, nested, unicode or extra fields) and garbage (text, bytes, non-objects, bad JSON).
+Whatever arrives, the server answers with JSON objects that have a `type`, never closes with
+1011, closes with 1008 only for the documented policy reasons, logs no unhandled exception,
+keeps its warm workers and stays healthy.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import math
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import ExitStack
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import ClientConnection, connect
+
+from app.config import Settings
+from app.schemas import RunConfig
+from tests.conftest import LiveServer, serve
+from tests.test_web import eventually
+
+SERVER_TYPES = {"hello", "started", "frame", "state", "error", "queued", "busy"}
+# Every error code a client may cause; run_failed is not one: it would mean a config the schema
+# let through broke the trainer. idle cannot happen here; rate_limited should not (the fuzz server
+# allows 1000 messages a second) but would be a documented close.
+ERROR_CODES = {"bad_json", "invalid_message", "invalid_config", "over_budget", "no_run", "too_large"}
+POLICY_CLOSES = {"too_large", "rate_limited"}  # the 1008 reasons a fuzzing client can trigger
+MAX_MESSAGE_BYTES = Settings().max_message_bytes
+
+
+class Recorder(logging.Handler):
+    """Keeps the server's ERROR records: an unhandled exception is logged at ERROR or above."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+class Client:
+    """One connection reused across examples; reopened after a policy close."""
+
+    def __init__(self, server: LiveServer) -> None:
+        self.server = server
+        self.ws: ClientConnection | None = None
+        self._stack = ExitStack()
+        self.nonces = itertools.count()
+        self.policy_closes = 0
+        self.seen: Counter[str] = Counter()  # answers by type, and errors by code
+
+    def open(self) -> ClientConnection:
+        if self.ws is None:
+            self._stack = ExitStack()
+            self.ws = self._stack.enter_context(
+                connect(self.server.ws, compression=None, max_size=None, open_timeout=10)
+            )
+            hello = self.read()
+            assert hello["type"] == "hello"
+        return self.ws
+
+    def read(self) -> dict[str, Any]:
+        assert self.ws is not None
+        message = orjson.loads(self.ws.recv(timeout=20))
+        check_answer(message)
+        self.count(message)
+        return message
+
+    def count(self, message: dict[str, Any]) -> None:
+        self.seen[message["code"] if message["type"] == "error" else message["type"]] += 1
+
+    def closed(self, error: ConnectionClosed, last: dict[str, Any] | None) -> None:
+        """The server closed on us: only a 1008 policy close after its error message is allowed."""
+        self.close()  # the next example (or Hypothesis's shrinking) starts on a fresh connection
+        assert error.rcvd is not None, f"closed without a close frame: {error}"
+        assert error.rcvd.code == 1008, f"closed with {error.rcvd.code} {error.rcvd.reason!r}"
+        assert error.rcvd.reason in POLICY_CLOSES, error.rcvd.reason
+        assert last is not None and last["type"] == "error" and last["code"] == error.rcvd.reason, last
+        self.policy_closes += 1
+
+    def close(self) -> None:
+        self._stack.close()
+        self.ws = None
+
+
+def check_answer(message: Any) -> None:
+    assert isinstance(message, dict) and message.get("type") in SERVER_TYPES, message
+    if message["type"] == "error":
+        assert message["code"] in ERROR_CODES | POLICY_CLOSES, message
+        assert isinstance(message["message"], str) and isinstance(message["errors"], list)
+        assert all(set(e) == {"field", "message"} for e in message["errors"]), message
+
+
+# ----------------------------------------------------------------------------- strategies
+
+FIELDS = list(RunConfig.model_fields)
+TYPES = ["start", "pause", "resume", "step", "stop", "set"]
+HUGE = st.sampled_from([2**31, 2**63 - 1, 2**63, -(2**63) - 1, 2**64, 10**30, -(10**30)])
+unicode = st.text(st.characters(exclude_categories=("Cs",)), max_size=40)  # no lone surrogates
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**6), 10**6),
+    HUGE,
+    st.floats(allow_nan=False, allow_infinity=False),  # NaN/inf: below, where they are meant
+    unicode,
+)
+nested = st.recursive(
+    scalars,
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(unicode, inner, max_size=4)),
+    max_leaves=12,
+)
+
+
+def _field_values(name: str) -> st.SearchStrategy[Any]:
+    """Values for one config field: mostly plausible ones around its bounds and choices."""
+    info = RunConfig.model_fields[name]
+    default = info.default
+    choices = getattr(info.annotation, "__args__", None)
+    plausible: list[st.SearchStrategy[Any]] = [st.just(default)]
+    if choices and all(isinstance(c, str) for c in choices):
+        plausible.append(st.sampled_from(choices))
+        plausible.append(st.sampled_from([c.upper() for c in choices] + [c + " " for c in choices]))
+    lo = next((m.ge for m in info.metadata if hasattr(m, "ge")), None)
+    hi = next((m.le for m in info.metadata if hasattr(m, "le")), None)
+    if isinstance(default, bool) or default is None:
+        pass
+    elif isinstance(default, int):
+        plausible.append(st.integers(lo - 2, min(hi, 64) + 2) if lo is not None else st.integers(-2, 66))
+        plausible.append(st.sampled_from([v for v in (lo, hi, lo - 1, hi + 1) if v is not None]))
+        plausible.append(st.sampled_from([float(default), str(default)]))  # strict: wrong types
+    elif isinstance(default, float):
+        plausible.append(st.floats(lo, hi) if lo is not None else st.floats(0, 1))
+        plausible.append(
+            st.sampled_from([v for v in (lo, hi, -1.0, 1e308, 5e-324, math.inf) if v is not None])
+        )
+        plausible.append(st.sampled_from([int(default) if default >= 1 else 1, str(default), True]))
+    return st.one_of(*plausible, nested)
+
+
+def _choices(name: str) -> st.SearchStrategy[Any]:
+    return st.sampled_from(RunConfig.model_fields[name].annotation.__args__)  # type: ignore[union-attr]
+
+
+# Valid configs of small, short runs (tiny nets, <= 300 steps): these start real runs, which the
+# following messages (pause, step, set, resume, stop, another start) then act on.
+valid_configs = st.fixed_dictionaries(
+    {"steps": st.integers(1, 300), "max_steps_per_s": st.sampled_from([0, 0, 200, 1000])},
+    optional={
+        "dataset": _choices("dataset"),
+        "noise": st.floats(0, 1),
+        "depth": st.integers(1, 4),
+        "width": st.sampled_from([2, 4, 8, 16]),
+        "activation": _choices("activation"),
+        "norm": _choices("norm"),
+        "groups": st.sampled_from([1, 2]),  # divides every width above
+        "norm_position": _choices("norm_position"),
+        "init": _choices("init"),
+        "init_std": st.floats(1e-4, 10),
+        "optimizer": _choices("optimizer"),
+        "lr": st.floats(1e-5, 10),
+        "batch_size": st.integers(1, 64),
+        "seed": st.integers(0, 2**31 - 1),
+        "device": st.sampled_from(["auto", "cpu"]),
+        "emit_every": st.integers(1, 20),
+        "bins": st.integers(8, 64),
+        "eval_every": st.integers(1, 500),
+    },
+)
+# A valid config with one field (or an unknown one) set to anything.
+mutated_configs = st.tuples(valid_configs, st.one_of(st.sampled_from(FIELDS), unicode), nested).map(
+    lambda drawn: {**drawn[0], drawn[1]: drawn[2]}
+)
+configs = st.one_of(
+    valid_configs,
+    mutated_configs,
+    st.fixed_dictionaries({}, optional={name: _field_values(name) for name in FIELDS}),
+    st.dictionaries(st.one_of(st.sampled_from(FIELDS), unicode), nested, max_size=6),
+    nested,  # mostly not an object at all
+)
+rarely = st.integers(0, 9).map(lambda i: i == 7)  # ~1 in 10 (not 0 or 9: drawn more often)
+sometimes = st.integers(0, 3).map(lambda i: i == 2)  # ~1 in 4
+
+
+@st.composite
+def structured(draw: st.DrawFn) -> str:
+    """A message of one of the six types (or a near miss) with random or mutated fields."""
+    near_misses = st.sampled_from(["START", "Pause", "", " stop", "frame", "hello"])
+    # one_of() would treat equal branches as one: weight by drawing a branch number instead.
+    kind = draw(st.one_of(near_misses, unicode) if draw(sometimes) else st.sampled_from(TYPES))
+    message: dict[str, Any] = {"type": kind}
+    if draw(rarely):
+        message = {}  # no type
+    elif draw(rarely):
+        message["type"] = draw(nested)  # a type that is not a string
+    if kind == "start" or draw(rarely):
+        message["config"] = draw(configs)
+    if kind == "set" or draw(rarely):
+        message["lr"] = draw(
+            st.one_of(st.floats(1e-5, 10), st.floats(1e-5, 10), st.floats(), scalars, nested)
+        )
+    if draw(rarely):
+        message[draw(unicode)] = draw(nested)  # an extra field
+    # Python's json writes NaN/Infinity (not JSON) and integers of any size: both must be refused.
+    return json.dumps(message, ensure_ascii=draw(st.booleans()))
+
+
+garbage = st.one_of(
+    st.text(st.characters(exclude_categories=("Cs",)), max_size=200),
+    st.binary(max_size=200),  # a binary frame
+    nested.map(json.dumps),  # valid JSON, mostly not an object
+    st.sampled_from(
+        [
+            "",
+            "{",
+            "null",
+            "[]",
+            '{"type":"start","config":{"lr":NaN}}',
+            '{"type":"start","config":{"depth":1e999}}',
+            '{"type":"start","type":"stop"}',
+            '{"type":"start","config":{"depth":8,"depth":99}}',
+            '{"type":"set","lr":1e-400}',
+            '{"type":"start","config":{"seed":-0}}',
+            "[" * 5000 + "]" * 5000,  # deeper than any JSON parser's recursion limit
+            '{"a":' * 2000 + "1" + "}" * 2000,
+            "\ufeff" + '{"type":"stop"}',
+            '{"type":"stop"}\x00',
+        ]
+    ),
+)
+OVERSIZED = '{"type":"start","config":{"pad":"' + "y" * MAX_MESSAGE_BYTES + '"}}'
+# Valid starts and commands (which act on live runs), near-valid starts, structured messages and
+# garbage; one batch in ~25 ends with an oversized message, which the server answers with a
+# policy close (the client then reconnects).
+starts = valid_configs.map(lambda config: json.dumps({"type": "start", "config": config}))
+bad_starts = st.one_of(
+    mutated_configs,
+    st.fixed_dictionaries({}, optional={name: _field_values(name) for name in FIELDS}),
+).map(lambda config: json.dumps({"type": "start", "config": config}))
+commands = st.sampled_from(TYPES[1:]).map(
+    lambda kind: json.dumps({"type": kind, "lr": 0.01} if kind == "set" else {"type": kind})
+)
+messages = st.tuples(
+    st.lists(st.one_of(starts, bad_starts, commands, structured(), garbage), min_size=1, max_size=6),
+    st.integers(0, 24),
+).map(lambda drawn: drawn[0] + ([OVERSIZED] if drawn[1] == 24 else []))
+
+
+# ----------------------------------------------------------------------------- the fuzz
+
+# Small budgets: fuzzed starts are refused (over_budget) or train tiny nets, not 24 x 512 ones.
+FUZZ_SETTINGS = Settings(
+    max_runs=1,
+    max_messages_per_s=1000,
+    message_burst=1000,
+    max_parameters=100_000,
+    max_activation_values=200_000,
+    max_train_flops=1e10,
+)
+
+
+@pytest.fixture(scope="module")
+def fuzz_server() -> Iterator[tuple[LiveServer, Recorder]]:
+    recorder = Recorder()
+    # "uvicorn" does not propagate to the root logger; uvicorn.error, asyncio and app.* do.
+    loggers = [logging.getLogger(name) for name in ("", "uvicorn")]
+    with serve(FUZZ_SETTINGS) as server:  # after uvicorn has configured its loggers
+        for logger in loggers:
+            logger.addHandler(recorder)
+        try:
+            pool = server.app.state.pool
+            eventually(lambda: pool.idle_count == pool.size, timeout=60)
+            yield server, recorder
+        finally:
+            for logger in loggers:
+                logger.removeHandler(recorder)
+
+
+@pytest.fixture(scope="module")
+def client(fuzz_server: tuple[LiveServer, Recorder]) -> Iterator[Client]:
+    client = Client(fuzz_server[0])
+    yield client
+    client.close()
+
+
+def _exchange(client: Client, batch: list[str | bytes], settle: bool) -> None:
+    """Send `batch`, then a marker the server refuses by name; read every answer up to it.
+
+    With `settle`, then wait (up to 1 s) for a run the batch started to send a frame, so that the
+    next batches find a live run to pause, step, set, resume, stop or replace."""
+    ws = client.open()
+    nonce = f"sync-{next(client.nonces)}"  # the refusal quotes it: "(got 'sync-7')"
+    last: dict[str, Any] | None = None
+    try:
+        for text in batch:
+            ws.send(text)
+        ws.send(orjson.dumps({"type": nonce}).decode())
+        while True:
+            last = client.read()
+            if last["type"] == "error" and f"'{nonce}'" in last["message"]:
+                break
+        if settle and any(isinstance(text, str) and '"start"' in text for text in batch):
+            deadline = time.monotonic() + 1.0
+            while (remaining := deadline - time.monotonic()) > 0:
+                try:
+                    last = orjson.loads(ws.recv(timeout=remaining))
+                except TimeoutError:
+                    break
+                check_answer(last)
+                client.count(last)
+                if last["type"] == "frame" or (last["type"] == "state" and last["state"] != "running"):
+                    break
+    except ConnectionClosed as error:
+        if last is None or last["type"] != "error":
+            # Closed while we were sending: the policy error is still in the receive buffer.
+            try:
+                while True:
+                    last = client.read()
+            except ConnectionClosed:
+                pass
+        client.closed(error, last)
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example],
+)
+@given(batch=messages, settle=st.sampled_from([False, False, True]))
+def test_fuzzed_messages_get_answers_never_a_crash(
+    client: Client, batch: list[str | bytes], settle: bool
+) -> None:
+    _exchange(client, batch, settle)
+
+
+def test_after_the_fuzz_the_server_is_healthy(
+    fuzz_server: tuple[LiveServer, Recorder], client: Client
+) -> None:
+    server, recorder = fuzz_server
+    client.close()
+    pool = server.app.state.pool
+    pids = sorted(w.pid for w in pool.workers)
+    assert httpx.get(f"{server.http}/healthz").json() == {"status": "ok"}
+    eventually(lambda: not server.app.state.sessions and pool.idle_count == pool.size)
+    assert sorted(w.pid for w in pool.workers) == pids and all(w.process.is_alive() for w in pool.workers)
+    assert not recorder.records, [recorder.format(r) for r in recorder.records]
+    # The fuzz reached every kind of answer: refusals of each sort, policy closes and live runs.
+    print(dict(client.seen), "policy closes:", client.policy_closes)
+    assert client.policy_closes >= 1
+    assert all(client.seen[kind] for kind in ERROR_CODES | {"started", "frame", "state"}), client.seen
+    # A fresh client still trains a run end to end.
+    with connect(server.ws, compression=None, open_timeout=10) as ws:
+        ws.recv(timeout=10)
+        ws.send(
+            orjson.dumps({"type": "start", "config": {"dataset": "xor", "depth": 2, "steps": 5}}).decode()
+        )
+        while (message := orjson.loads(ws.recv(timeout=30)))["type"] != "state" or message[
+            "state"
+        ] == "running":
+            check_answer(message)
+        assert message["state"] == "done"
