@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 
@@ -135,3 +136,8 @@ def open_lab(browser: object, base_url: str, **context_options: object) -> Itera
         yield lab
     finally:
         context.close()
+
+
+def query(base: dict[str, object], **overrides: object) -> str:
+    """A lab URL's query string: a base config with some fields overridden."""
+    return urlencode({**base, **overrides})

@@ -76,3 +76,30 @@ def serve(
     yield LiveServer(app, port)
     server.should_exit = True
     thread.join(timeout=15)
+
+
+# Browser fixtures, shared by test_browser*.py. Module scope: Playwright's sync API allows one
+# instance per thread at a time, so each browser test module starts its own server and browser.
+@pytest.fixture(scope="module")
+def lab_server() -> Iterator[str]:
+    from browser_fixtures import serve_app
+
+    with serve_app() as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[object]:
+    from browser_fixtures import launch_chromium
+
+    with launch_chromium() as browser:
+        yield browser
+
+
+@pytest.fixture
+def lab(chromium: object, lab_server: str) -> Iterator[object]:
+    """The lab page at 1280×720 (a projector) in a fresh browser context."""
+    from browser_fixtures import open_lab
+
+    with open_lab(chromium, lab_server) as page:
+        yield page

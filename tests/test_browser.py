@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlencode
 
 import pytest
-from browser_fixtures import ROOT, Lab, free_port, launch_chromium, open_lab, serve_app
+from browser_fixtures import ROOT, Lab, free_port, open_lab, query, serve_app
 from playwright.sync_api import expect
 
 pytestmark = pytest.mark.browser
@@ -22,31 +21,6 @@ SMALL = {"depth": 4, "width": 32, "steps": 400, "emit_every": 5, "max_steps_per_
 # A run that cannot end during a test, for pausing and stepping.
 LONG = {"depth": 3, "width": 16, "steps": 100_000, "emit_every": 5, "max_steps_per_s": 300, "bins": 16}
 SCREENSHOT = ROOT / "docs" / "screenshot.png"
-
-
-def query(base: dict[str, object], **overrides: object) -> str:
-    return urlencode({**base, **overrides})
-
-
-# Module scope: Playwright's sync API allows one instance per thread at a time, and each browser
-# test module (this one, test_browser_compare.py) starts its own server and browser.
-@pytest.fixture(scope="module")
-def lab_server() -> Iterator[str]:
-    with serve_app() as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[object]:
-    with launch_chromium() as browser:
-        yield browser
-
-
-@pytest.fixture
-def lab(chromium: object, lab_server: str) -> Iterator[Lab]:
-    """The lab page at 1280×720 (a projector) in a fresh browser context."""
-    with open_lab(chromium, lab_server) as page:
-        yield page
 
 
 @pytest.fixture

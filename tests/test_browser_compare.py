@@ -7,11 +7,10 @@ Waits are Playwright's wait_for_function on `window.shiftscope` or the charts, n
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from urllib.parse import parse_qs, urlencode, urlparse
+from urllib.parse import parse_qs, urlparse
 
 import pytest
-from browser_fixtures import Lab, launch_chromium, open_lab, serve_app
+from browser_fixtures import Lab, query
 from playwright.sync_api import expect
 
 pytestmark = pytest.mark.browser
@@ -26,29 +25,6 @@ TINY = {
     "max_steps_per_s": 0,
     "bins": 16,
 }
-
-
-def query(base: dict[str, object], **overrides: object) -> str:
-    return urlencode({**base, **overrides})
-
-
-@pytest.fixture(scope="module")
-def lab_server() -> Iterator[str]:
-    with serve_app() as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[object]:
-    with launch_chromium() as browser:
-        yield browser
-
-
-@pytest.fixture
-def lab(chromium: object, lab_server: str) -> Iterator[Lab]:
-    """The lab page at 1280×720 (a projector) in a fresh browser context."""
-    with open_lab(chromium, lab_server) as page:
-        yield page
 
 
 # A chart has data when a trace holds a value: a finite y, or for heat maps a non-null cell.
