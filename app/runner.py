@@ -327,7 +327,8 @@ class Run:
             )
             self.step = index + 1
             self._wait_while_paused()
-        self._state(self._end_state(["done" if self.step == len(points) else None]))
+        finished = self.step == len(points)
+        self._state("timeout" if self._timed_out else "done" if finished else "stopped")
 
     def _wait_while_paused(self) -> bool:
         """Block while paused (a requested step lets one frame through); True if it paused."""

@@ -176,7 +176,8 @@ class Trainer:
             loss = F.cross_entropy(logits, y)
             # One host sync per step: the price of naming the exact step a run diverged at.
             finite = bool(torch.isfinite(loss).item())
-            extras: list[dict[str, Any]] = [{} for _ in self.layer_names]
+            # Per-layer instrument readings, filled only on steps that emit a frame.
+            extras: list[dict[str, Any]] = [{} for _ in self.layer_names] if probing or not finite else []
             if finite:
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -16,6 +21,8 @@ from fastapi import FastAPI
 
 from app.config import Settings
 from app.main import create_app
+
+ROOT = Path(__file__).resolve().parents[1]
 
 torch.set_num_threads(1)
 
@@ -103,3 +110,17 @@ def lab(chromium: object, lab_server: str) -> Iterator[object]:
 
     with open_lab(chromium, lab_server) as page:
         yield page
+
+
+def run_script_json(script: Path, *args: str, timeout: float) -> Any:
+    """Run a bench script with this interpreter from the repo root; its stdout parsed as JSON."""
+    done = subprocess.run(
+        [sys.executable, str(script), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    return json.loads(done.stdout)

@@ -5,12 +5,8 @@ No timing thresholds: the numbers only have to exist and be positive.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
+from tests.conftest import ROOT, run_script_json
 
-ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench" / "bench_training.py"
 
 COLUMNS = {
@@ -35,16 +31,7 @@ COLUMNS = {
 
 
 def test_quick_bench_prints_rows_of_positive_numbers() -> None:
-    done = subprocess.run(
-        [sys.executable, str(BENCH), "--quick", "--json"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    report = json.loads(done.stdout)
+    report = run_script_json(BENCH, "--quick", "--json", timeout=120)
 
     assert report["config"]["threads"] == 1
     rows = report["rows"]
@@ -59,17 +46,8 @@ def test_quick_bench_prints_rows_of_positive_numbers() -> None:
 
 
 def test_instrument_bench_quick_json() -> None:
-    import json
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    script = Path(__file__).resolve().parent.parent / "bench" / "bench_instruments.py"
-    result = subprocess.run(
-        [sys.executable, str(script), "--quick", "--json"], capture_output=True, text=True, timeout=300
-    )
-    assert result.returncode == 0, result.stderr
-    rows = {row["variant"]: row for row in json.loads(result.stdout)["rows"]}
+    report = run_script_json(ROOT / "bench" / "bench_instruments.py", "--quick", "--json", timeout=300)
+    rows = {row["variant"]: row for row in report["rows"]}
     assert {"all off", "probe_gradients", "ics_every=10", "landscape_every=20", "compare (A+B)"} <= set(rows)
     assert rows["all off"]["percent_of_off"] == 100.0
     assert all(row["steps_per_s"] > 0 for row in rows.values())

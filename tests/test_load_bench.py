@@ -5,12 +5,8 @@ No timing thresholds: the machine is shared, so the numbers only have to exist a
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
+from tests.conftest import ROOT, run_script_json
 
-ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench" / "load.py"
 
 
@@ -19,16 +15,7 @@ def _number(value: object) -> bool:
 
 
 def test_quick_load_bench_reports_every_measurement() -> None:
-    done = subprocess.run(
-        [sys.executable, str(BENCH), "--quick", "--json"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-4000:]
-    report = json.loads(done.stdout)
+    report = run_script_json(BENCH, "--quick", "--json", timeout=240)
     assert set(report) == {"config", "load", "throughput", "targets"}
 
     config = report["config"]
