@@ -15,8 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 from torch.func import functional_call
-from torch.nn import functional as F
 
+from app.objective import cross_entropy
 from app.probes import Histogram
 
 Params = dict[str, torch.Tensor]
@@ -61,7 +61,7 @@ def _loss_and_grads(
     # A fresh copy of the buffers per pass: batch norm updates its running averages in place.
     state = {**leaves, **{name: b.clone() for name, b in buffers.items()}}
     logits = functional_call(model, state, (x,))
-    loss = F.cross_entropy(logits, y)
+    loss = cross_entropy(logits, y)
     grads = torch.autograd.grad(loss, [leaves[name] for name in wanted])
     return loss.item(), [g.detach() for g in grads]
 
@@ -83,26 +83,27 @@ def internal_covariate_shift(
     after: Params,
     x: torch.Tensor,
     y: torch.Tensor,
-    layer_prefixes: Sequence[str],
     weight_names: Sequence[str],
 ) -> list[ShiftMeasure]:
-    """Santurkar et al. (2018), Def. 2.1, for each layer i on the same batch (x, y):
-    G = dL/dW_i at the parameters `before` this step; G' = dL/dW_i once the layers below i
-    (every parameter under layer_prefixes[:i]) have taken their step to `after`."""
+    """Santurkar et al. (2018), Def. 2.1, for each weight W_i on the same batch (x, y):
+    G = dL/dW_i at the parameters `before` this step; G' = dL/dW_i once the layers below W_i
+    have taken their step to `after`. "Below" is every parameter registered before W_i's module
+    (networks register their modules in forward order), so W_i's own bias and norm stay put."""
     buffers = dict(model.named_buffers())
+    order = list(before)
     _, grads = _loss_and_grads(model, before, buffers, x, y, weight_names)
     out = []
-    for i, weight_name in enumerate(weight_names):
-        below = tuple(layer_prefixes[:i])
-        shifted = {
-            name: (after[name] if below and name.startswith(below) else value)
-            for name, value in before.items()
-        }
+    for weight_name, grad in zip(weight_names, grads, strict=True):
+        owner = weight_name.rsplit(".", 1)[0] + "."
+        first = next(i for i, name in enumerate(order) if name.startswith(owner))
+        below = set(order[:first])
+        shifted = {name: (after[name] if name in below else value) for name, value in before.items()}
         _, (shifted_grad,) = _loss_and_grads(model, shifted, buffers, x, y, [weight_name])
-        g, g_shift = grads[i].flatten(), shifted_grad.flatten()
+        g, g_shift = grad.flatten(), shifted_grad.flatten()
         dist = (g - g_shift).norm().item()
         denominator = g.norm().item() * g_shift.norm().item()
-        cos = float((g @ g_shift).item() / denominator) if denominator > 0 else 1.0
+        # Rounding can carry a cosine of parallel vectors a hair past 1.
+        cos = min(1.0, max(-1.0, (g @ g_shift).item() / denominator)) if denominator > 0 else 1.0
         out.append(ShiftMeasure(dist=dist, cos=cos))
     return out
 

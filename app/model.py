@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from itertools import pairwise
 from typing import cast
 
@@ -22,6 +23,22 @@ EPS = 1e-5
 RMS_EPS = 1e-6
 BATCH_MOMENTUM = 0.1  # weight of the newest batch in the running averages, as torch.nn
 NOISE_SEED_OFFSET = 7919  # noisy norm draws from its own generator: initial weights stay the same
+
+
+@dataclass(frozen=True, eq=False)
+class Tap:
+    """One probed tensor of a network: what `module` receives is the entry's `pre`, what it returns
+    its `post`. Every architecture lists its taps; probes, frames and the page work from them alone.
+
+    Tap("layer3", mlp.hidden[2].act, activation="sigmoid", weight=mlp.hidden[2].linear.weight)
+    """
+
+    name: str  # what the tensor is, as the page shows it: "layer3", "block2.resid", "conv1.ch0-7"
+    module: nn.Module  # hooked: its first input is `pre`, its output `post`
+    activation: str | None = None  # the nonlinearity `module` applies (saturated/dead fractions)
+    weight: torch.Tensor | None = None  # whose gradient norm and update ratio the entry reports
+    channels: tuple[int, int] | None = None  # summarise only channels [a, b) of dim 1 (CNN groups)
+    norm: nn.Module | None = None  # the norm layer feeding this tensor (batch norm: train vs eval stats)
 
 
 class BatchNorm(nn.Module):
@@ -205,6 +222,19 @@ class MLP(nn.Module):
         for layer in self.hidden:
             x = layer(x)
         return self.head(x)  # (batch, classes)
+
+    def taps(self) -> list[Tap]:
+        """Each hidden layer's nonlinearity: pre-activation in, activation out."""
+        return [
+            Tap(
+                f"layer{i + 1}",
+                layer.act,
+                activation=layer.act.kind,
+                weight=layer.linear.weight,
+                norm=layer.norm,
+            )
+            for i, layer in enumerate(cast(list[HiddenLayer], list(self.hidden)))
+        ]
 
     @property
     def layer_names(self) -> list[str]:

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from app.model import Activation, BatchNorm
+from app.model import BatchNorm, Tap
 
 PERCENTILES = (0.15, 0.50, 0.85)
 # Histograms and their statistics summarise at most this many values per tensor: the first
@@ -145,7 +145,7 @@ def percentiles(flat: torch.Tensor, qs: tuple[float, ...] = PERCENTILES) -> list
     ]
 
 
-def saturated_fraction(activation: str, post: torch.Tensor) -> float:
+def saturated_fraction(activation: str | None, post: torch.Tensor) -> float:
     """Fraction of entries where the activation's derivative is below 5% of its maximum."""
     if activation == "sigmoid":
         slope = post * (1 - post)  # sigma' = sigma (1 - sigma), at most 1/4
@@ -155,18 +155,21 @@ def saturated_fraction(activation: str, post: torch.Tensor) -> float:
     return 0.0
 
 
-def dead_fraction(activation: str, pre: torch.Tensor, post: torch.Tensor) -> float:
-    """Fraction of units (columns) that are off for every example of the batch."""
+def dead_fraction(activation: str | None, pre: torch.Tensor, post: torch.Tensor) -> float:
+    """Fraction of units that are off for every example of the batch.
+
+    A unit is one feature of a (batch, features) tensor, or one channel-position of a conv map."""
     if activation == "relu":
-        return _mean_true((post == 0).all(dim=0))
+        return _mean_true((post.flatten(1) == 0).all(dim=0))
     if activation == "gelu":
-        return _mean_true((pre < GELU_DEAD_BELOW).all(dim=0))
+        return _mean_true((pre.flatten(1) < GELU_DEAD_BELOW).all(dim=0))
     return 0.0
 
 
 def _first_examples(values: torch.Tensor) -> torch.Tensor:
-    """The first rows of a (batch, width) tensor holding at most MAX_SUMMARY_VALUES values."""
-    rows = max(1, MAX_SUMMARY_VALUES // max(1, values.shape[-1]))
+    """The first examples of a (batch, ...) tensor holding at most MAX_SUMMARY_VALUES values."""
+    per_example = max(1, values[0].numel()) if values.shape[0] else 1
+    rows = max(1, MAX_SUMMARY_VALUES // per_example)
     return values[:rows]
 
 
@@ -175,23 +178,34 @@ def _mean_true(mask: torch.Tensor) -> float:
     return 0.0 if math.isnan(value) else value
 
 
+def _select(values: torch.Tensor, tap: Tap) -> torch.Tensor:
+    return values if tap.channels is None else values[:, tap.channels[0] : tap.channels[1]]
+
+
 class ActivationProbe:
-    """Forward hooks that keep each activation's input and output while armed.
+    """Forward hooks on every tap's module that keep its input and output while armed.
 
     Arm it before the forward pass of a step you want to look at; `collect` then turns what the
-    hooks kept into LayerStats and disarms. Call `remove` when the run ends.
+    hooks kept into one LayerStats per tap and disarms. Call `remove` when the run ends.
     """
 
-    def __init__(self, model: nn.Module, names: list[str], capture_grads: bool = False) -> None:
+    def __init__(self, taps: list[Tap], capture_grads: bool = False) -> None:
         self.armed = False
-        self.capture_grads = capture_grads  # also keep dL/d(pre-activation) from the backward pass
-        activations = [m for m in model.modules() if isinstance(m, Activation)]
-        assert len(activations) == len(names), (len(activations), names)
-        self.names = names
-        self.kind = activations[0].kind if activations else "linear"
-        self._captured: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * len(names)
-        self._grads: list[torch.Tensor | None] = [None] * len(names)
-        self._handles = [m.register_forward_hook(self._hook(i)) for i, m in enumerate(activations)]
+        self.capture_grads = capture_grads  # also keep dL/d(pre) from the backward pass
+        self.taps = taps
+        self.names = [tap.name for tap in taps]
+        # Several taps may read one module (a conv layer's channel groups): hook each module once.
+        self._modules: list[nn.Module] = []
+        self._slot: list[int] = []
+        for tap in taps:
+            found = next((i for i, m in enumerate(self._modules) if m is tap.module), None)
+            if found is None:
+                self._modules.append(tap.module)
+                found = len(self._modules) - 1
+            self._slot.append(found)
+        self._captured: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * len(self._modules)
+        self._grads: list[torch.Tensor | None] = [None] * len(self._modules)
+        self._handles = [m.register_forward_hook(self._hook(i)) for i, m in enumerate(self._modules)]
 
     def _hook(self, index: int) -> Callable[[nn.Module, tuple[torch.Tensor, ...], torch.Tensor], None]:
         def keep_grad(grad: torch.Tensor) -> None:
@@ -208,45 +222,53 @@ class ActivationProbe:
     def collect(self, bins: int) -> list[LayerStats]:
         self.armed = False
         layers = []
-        for name, captured, grad in zip(self.names, self._captured, self._grads, strict=True):
+        for tap, slot in zip(self.taps, self._slot, strict=True):
+            captured, grad = self._captured[slot], self._grads[slot]
             assert captured is not None, "collect() needs an armed forward pass first"
-            pre, post = captured
+            pre, post = _select(captured[0], tap), _select(captured[1], tap)
             pre_hist, pre_bad = histogram_of(_first_examples(pre), bins)
             post_hist, post_bad = histogram_of(_first_examples(post), bins)
             layers.append(
                 LayerStats(
-                    name=name,
+                    name=tap.name,
                     pre=pre_hist,
                     post=post_hist,
-                    saturated=saturated_fraction(self.kind, post),
-                    dead=dead_fraction(self.kind, pre, post),
+                    saturated=saturated_fraction(tap.activation, post),
+                    dead=dead_fraction(tap.activation, pre, post),
                     nonfinite=pre_bad + post_bad,
-                    grad=histogram_of(_first_examples(grad), bins)[0] if grad is not None else None,
+                    grad=histogram_of(_first_examples(_select(grad, tap)), bins)[0]
+                    if grad is not None
+                    else None,
                 )
             )
-        self._captured = [None] * len(self.names)
-        self._grads = [None] * len(self.names)
+        self._captured = [None] * len(self._modules)
+        self._grads = [None] * len(self._modules)
         return layers
 
     def remove(self) -> None:
         for handle in self._handles:
             handle.remove()
         self._handles = []
-        self._captured = [None] * len(self.names)
-        self._grads = [None] * len(self.names)
+        self._captured = [None] * len(self._modules)
+        self._grads = [None] * len(self._modules)
 
 
 class BatchNormProbe:
     """While armed, compares each batch norm's running averages with the statistics of its batch.
 
-    Reports per layer the RMS gap between running and batch means, and the mean ratio of running
-    to batch variances (1 when they agree). The running averages already include this batch's 10%.
+    Reports per tap fed by a batch norm the RMS gap between running and batch means, and the mean
+    ratio of running to batch variances (1 when they agree), over the tap's features or channels.
+    The running averages already include this batch's 10%.
     """
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, taps: list[Tap]) -> None:
         self.armed = False
-        self.norms = [m for m in model.modules() if isinstance(m, BatchNorm)]
-        self._stats: list[dict[str, float] | None] = [None] * len(self.norms)
+        self.taps = taps
+        self.norms: list[BatchNorm] = []
+        for tap in taps:
+            if isinstance(tap.norm, BatchNorm) and all(tap.norm is not m for m in self.norms):
+                self.norms.append(tap.norm)
+        self._gaps: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * len(self.norms)
         self._handles = [m.register_forward_hook(self._hook(i)) for i, m in enumerate(self.norms)]
 
     def _hook(self, index: int) -> Callable[[nn.Module, tuple[torch.Tensor, ...], torch.Tensor], None]:
@@ -256,17 +278,31 @@ class BatchNormProbe:
             assert isinstance(module, BatchNorm)
             with torch.no_grad():
                 x = inputs[0]
-                mean, var = x.mean(dim=0), x.var(dim=0, unbiased=False)  # (features,)
-                gap = (module.running_mean - mean).pow(2).mean().sqrt()
-                ratio = (module.running_var / (var + 1e-5)).mean()
-                self._stats[index] = {"mean_gap": gap.item(), "var_ratio": ratio.item()}
+                dims = [d for d in range(x.dim()) if d != 1]  # all but the features/channels
+                mean, var = x.mean(dim=dims), x.var(dim=dims, unbiased=False)  # (features,)
+                squared_gap = (module.running_mean - mean).pow(2)
+                ratio = module.running_var / (var + 1e-5)
+                self._gaps[index] = (squared_gap, ratio)
 
         return keep
 
     def collect(self) -> list[dict[str, float] | None]:
+        """One reading per tap: None where no batch norm feeds it (or it saw no training batch)."""
         self.armed = False
-        stats, self._stats = self._stats, [None] * len(self.norms)
-        return stats
+        out: list[dict[str, float] | None] = []
+        for tap in self.taps:
+            index = next((i for i, m in enumerate(self.norms) if m is tap.norm), None)
+            gaps = self._gaps[index] if index is not None else None
+            if gaps is None:
+                out.append(None)
+                continue
+            squared_gap, ratio = gaps
+            if tap.channels is not None:
+                a, b = tap.channels
+                squared_gap, ratio = squared_gap[a:b], ratio[a:b]
+            out.append({"mean_gap": squared_gap.mean().sqrt().item(), "var_ratio": ratio.mean().item()})
+        self._gaps = [None] * len(self.norms)
+        return out
 
     def remove(self) -> None:
         for handle in self._handles:

@@ -14,9 +14,11 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from app.spec import Activation, Dataset, Device, Init, Norm, NormPosition, Optimizer, RunSpec
+from app.spec import Activation, Arch, Dataset, Device, Init, Norm, NormPosition, Optimizer, RunSpec, Task
 
 _STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 _DEFAULT = RunSpec()
@@ -30,6 +32,9 @@ class RunConfig(BaseModel):
 
     model_config = ConfigDict(**_STRICT, title="RunConfig")
 
+    arch: Arch = Field(
+        _DEFAULT.arch, description="mlp, residual mlp, tiny causal transformer, or a conv net on digits"
+    )
     dataset: Dataset = Field(_DEFAULT.dataset, description="2-D toy set (2 classes) or 8x8 digits")
     noise: float = Field(_DEFAULT.noise, ge=0, le=1, description="noise of the 2-D sets")
     depth: int = Field(_DEFAULT.depth, ge=1, le=24, description="hidden layers")
@@ -38,7 +43,9 @@ class RunConfig(BaseModel):
     norm: Norm = Field(_DEFAULT.norm, description="normalization layer")
     groups: int = Field(_DEFAULT.groups, ge=1, le=64, description="group norm's groups; divides width")
     norm_position: NormPosition = Field(
-        _DEFAULT.norm_position, description="before: Linear->Norm->Act; after: Linear->Act->Norm"
+        _DEFAULT.norm_position,
+        description="mlp/cnn: before (Linear->Norm->Act) or after; resmlp/transformer: pre or post "
+        "(default pre)",
     )
     init: Init = Field(_DEFAULT.init, description="weight initialisation")
     init_std: float = Field(_DEFAULT.init_std, ge=1e-4, le=10, description="std of the normal init")
@@ -74,6 +81,14 @@ class RunConfig(BaseModel):
     eval_batch_size: int = Field(
         _DEFAULT.eval_batch_size, ge=0, le=4096, description="test batch size; 0 = the whole test set"
     )
+    warmup_steps: int = Field(
+        _DEFAULT.warmup_steps, ge=0, le=100_000, description="linear learning-rate warmup; 0 = none"
+    )
+    task: Task = Field(_DEFAULT.task, description="transformer: copy, reverse or sort the input")
+    seq_len: int = Field(_DEFAULT.seq_len, ge=2, le=32, description="transformer: input tokens")
+    vocab: int = Field(_DEFAULT.vocab, ge=2, le=64, description="transformer: distinct symbols")
+    d_model: int = Field(_DEFAULT.d_model, ge=8, le=256, description="transformer: residual width")
+    heads: int = Field(_DEFAULT.heads, ge=1, le=16, description="transformer: heads; divides d_model")
 
     @field_validator("groups")
     @classmethod
@@ -83,8 +98,92 @@ class RunConfig(BaseModel):
             raise ValueError(f"groups must divide width ({width} is not a multiple of {groups})")
         return groups
 
+    @model_validator(mode="after")
+    def _fits_the_architecture(self) -> RunConfig:
+        """Fields that only some architectures take: each refusal names the fields involved."""
+        unset = set(type(self).model_fields) - self.model_fields_set
+        for name, value in ARCH_DEFAULTS.get(self.arch, {}).items():
+            if name in unset:
+                setattr(self, name, value)
+        problems = [(field, message) for field, message in _arch_problems(self)]
+        if problems:
+            raise ValidationError.from_exception_data(
+                "RunConfig",
+                [
+                    InitErrorDetails(
+                        type=PydanticCustomError("arch_mismatch", message),
+                        loc=(field,),
+                        input=getattr(self, field),
+                    )
+                    for field, message in problems
+                ],
+            )
+        return self
+
     def to_spec(self) -> RunSpec:
         return RunSpec(**self.model_dump())
+
+
+RESIDUAL_ARCHS = ("resmlp", "transformer")
+# Fields whose default depends on the architecture (a field the client sent is never changed).
+ARCH_DEFAULTS: dict[str, dict[str, Any]] = {
+    "resmlp": {"norm_position": "pre"},
+    "transformer": {"norm_position": "pre", "activation": "gelu", "optimizer": "adam", "lr": 3e-3},
+    "cnn": {"depth": 3, "width": 16, "activation": "relu"},
+}
+ARCH_NORMS = {
+    "mlp": ("none", "batch", "layer", "group", "rms"),
+    "resmlp": ("none", "batch", "layer", "group", "rms"),
+    "transformer": ("none", "layer", "rms"),  # token-level norms only: no batch coupling
+    "cnn": ("none", "batch", "group", "layer"),
+}
+ARCH_MAX_DEPTH = {"mlp": 24, "resmlp": 12, "transformer": 12, "cnn": 6}  # at most 24 probed tensors
+CNN_MAX_WIDTH = 64  # channels
+
+
+def _arch_problems(config: RunConfig) -> list[tuple[str, str]]:
+    arch, out = config.arch, []
+    placements = ("pre", "post") if arch in RESIDUAL_ARCHS else ("before", "after")
+    if config.norm_position not in placements:
+        out.append(
+            (
+                "norm_position",
+                f"norm_position must be {' or '.join(placements)} for arch={arch} "
+                f"(got {config.norm_position!r})",
+            )
+        )
+    if config.norm not in ARCH_NORMS[arch]:
+        out.append(
+            (
+                "norm",
+                f"norm must be one of {', '.join(ARCH_NORMS[arch])} for arch={arch} (got {config.norm!r})",
+            )
+        )
+    if config.depth > ARCH_MAX_DEPTH[arch]:
+        out.append(("depth", f"depth must be ≤ {ARCH_MAX_DEPTH[arch]} for arch={arch} (got {config.depth})"))
+    if arch == "cnn":
+        if config.dataset != "digits":
+            out.append(
+                (
+                    "dataset",
+                    f"arch=cnn trains on the 8x8 images: dataset must be digits (got {config.dataset!r})",
+                )
+            )
+        if config.width > CNN_MAX_WIDTH:
+            out.append(
+                ("width", f"width (channels) must be ≤ {CNN_MAX_WIDTH} for arch=cnn (got {config.width})")
+            )
+    if arch == "transformer":
+        if config.d_model % config.heads:
+            out.append(
+                ("heads", f"heads must divide d_model ({config.d_model} is not a multiple of {config.heads})")
+            )
+        if config.noisy_norm:
+            out.append(("noisy_norm", "noisy_norm is offered for mlp, resmlp and cnn, not arch=transformer"))
+        for name in ("test_shift", "test_scale"):
+            if getattr(config, name) != getattr(_DEFAULT, name):
+                out.append((name, f"{name} moves real-valued inputs; arch=transformer reads tokens"))
+    return out
 
 
 assert {f.name for f in fields(RunSpec)} == set(RunConfig.model_fields), "RunConfig and RunSpec differ"
@@ -208,7 +307,8 @@ def parse_twin_configs(
             for name in locked
         ]
         raise ProtocolError("invalid_config", _summary(errors), errors)
-    second = parse_run_config({**first.model_dump(), **compare}, prefix="compare.")
+    # B starts from what A's client sent, so B's architecture picks its own defaults.
+    second = parse_run_config({**first.model_dump(exclude_unset=True), **compare}, prefix="compare.")
     return first, second
 
 
@@ -261,6 +361,8 @@ def _message(field: str, err: Any) -> str:
     if kind in ("union_tag_invalid", "union_tag_not_found"):
         tag = ctx.get("tag")
         return f"type must be one of {', '.join(sorted(_TAGS))}" + (f" (got {tag!r})" if tag else "")
+    if kind == "arch_mismatch":
+        return str(err["msg"])
     if kind == "value_error":
         return str(ctx.get("error", err["msg"]))
     return f"{field}: {err['msg']}{got}"

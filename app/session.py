@@ -182,8 +182,8 @@ def check_budget(spec: RunSpec, settings: Settings, runs: int = 1) -> None:
         errors.append(
             {
                 "field": "batch_size",
-                "message": f"batch_size x width x depth is {cost.activation_values:,}; the limit is "
-                f"{settings.max_activation_values:,}: lower batch_size, width or depth",
+                "message": f"{cost.sizes} is about {cost.activation_values:,}; the limit is "
+                f"{settings.max_activation_values:,}: lower one of them",
             }
         )
     if cost.train_flops * runs > settings.max_train_flops:

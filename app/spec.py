@@ -14,7 +14,9 @@ from typing import Literal
 Dataset = Literal["spiral", "moons", "circles", "xor", "gaussian", "digits"]
 Activation = Literal["sigmoid", "tanh", "relu", "gelu", "linear"]
 Norm = Literal["none", "batch", "layer", "group", "rms"]
-NormPosition = Literal["before", "after"]
+NormPosition = Literal["before", "after", "pre", "post"]
+Arch = Literal["mlp", "resmlp", "transformer", "cnn"]
+Task = Literal["copy", "reverse", "sort"]
 Init = Literal["default", "xavier", "kaiming", "normal"]
 Optimizer = Literal["sgd", "momentum", "adam"]
 Device = Literal["auto", "cpu", "cuda"]
@@ -24,14 +26,17 @@ Device = Literal["auto", "cpu", "cuda"]
 class RunSpec:
     """One run: data, network, optimiser and probing cadence."""
 
-    dataset: Dataset = "digits"
+    arch: Arch = "mlp"  # mlp | resmlp (residual blocks) | transformer (tiny causal) | cnn (digits)
+    dataset: Dataset = "digits"  # mlp/resmlp; cnn needs digits; the transformer uses `task`
     noise: float = 0.1  # std of the noise added to the 2-D sets
     depth: int = 8  # hidden layers
     width: int = 64  # units per hidden layer
     activation: Activation = "sigmoid"
     norm: Norm = "none"
     groups: int = 8  # group norm's groups; divides width
-    norm_position: NormPosition = "before"  # before: Linear -> Norm -> Act (Ioffe & Szegedy)
+    # mlp/cnn: before (Linear -> Norm -> Act, Ioffe & Szegedy) | after (Linear -> Act -> Norm);
+    # resmlp/transformer: pre (x + F(Norm(x))) | post (Norm(x + F(x)))
+    norm_position: NormPosition = "before"
     init: Init = "default"  # default: PyTorch's U(+-1/sqrt(fan_in)) for weights and biases
     init_std: float = 1.0  # std of the "normal" init
     optimizer: Optimizer = "sgd"  # "momentum" is SGD with momentum 0.9
@@ -53,3 +58,10 @@ class RunSpec:
     test_shift: float = 0.0  # added to test inputs: a test distribution that moved
     test_scale: float = 1.0  # multiplies test inputs (before the shift)
     eval_batch_size: int = 0  # test batches of this size (0 = the whole test set at once)
+    # Architectures beyond the MLP (issue: residual nets, a tiny transformer, a small CNN).
+    warmup_steps: int = 0  # the learning rate rises linearly from 0 over these steps (0 = none)
+    task: Task = "copy"  # the transformer's sequence task: reproduce, reverse or sort the input
+    seq_len: int = 8  # input tokens per sequence (the model also reads the answer, causally)
+    vocab: int = 10  # distinct input symbols
+    d_model: int = 64  # the transformer's residual-stream width; its FFN is 4x wider
+    heads: int = 4  # attention heads; divides d_model

@@ -12,9 +12,8 @@ from typing import Any, Literal
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
-from app.data import Dataset, load_dataset
+from app.data import Dataset
 from app.instruments import (
     Landscape,
     ShiftMeasure,
@@ -23,7 +22,9 @@ from app.instruments import (
     parameters_of,
     relative_drift,
 )
-from app.model import MLP, BatchNorm, NoisyShift, build_model
+from app.model import BatchNorm, NoisyShift
+from app.networks import Network, build_network, load_data
+from app.objective import IGNORE, accuracy, correct_and_scored, cross_entropy
 from app.probes import ActivationProbe, BatchNormProbe, Histogram, LayerStats, histogram_of
 from app.spec import RunSpec
 
@@ -43,7 +44,8 @@ class Snapshot:
     layers: list[LayerStats]
     wall_time: float = field(default_factory=time.time)  # when it was taken: latency measurements
     test_acc_batch_stats: float | None = None  # batch norm normalising test batches by their own stats
-    ics: list[ShiftMeasure] | None = None  # the newest measurement since the last snapshot
+    test_acc_generated: float | None = None  # transformer: answers written one token at a time
+    ics: list[ShiftMeasure | None] | None = None  # newest since the last snapshot; None: tap has no weight
     ics_step: int | None = None
     landscape: Landscape | None = None
     landscape_step: int | None = None
@@ -61,10 +63,11 @@ class Snapshot:
             "train_acc": self.train_acc,
             "test_acc": self.test_acc,
             "test_acc_batch_stats": self.test_acc_batch_stats,
+            "test_acc_generated": self.test_acc_generated,
             "lr": self.lr,
             "steps_per_s": self.steps_per_s,
             "t": self.wall_time,
-            "ics": [m.to_wire() for m in self.ics] if self.ics is not None else None,
+            "ics": [m.to_wire() if m else None for m in self.ics] if self.ics is not None else None,
             "ics_step": self.ics_step,
             "landscape": self.landscape.to_wire() if self.landscape is not None else None,
             "landscape_step": self.landscape_step,
@@ -119,20 +122,29 @@ class Trainer:
     def __init__(self, spec: RunSpec) -> None:
         self.spec = spec
         self.device = resolve_device(spec.device)
-        data = load_dataset(spec.dataset, spec.noise, spec.seed)
+        data = load_data(spec)
         self.data: Dataset = data
-        self.model: MLP = build_model(spec, data.features, data.classes).to(self.device)
+        self.model: Network = build_network(spec, data).to(self.device)
+        self.taps = self.model.taps()
         self.x_train, self.y_train = data.x_train.to(self.device), data.y_train.to(self.device)
         self.x_test, self.y_test = data.x_test.to(self.device), data.y_test.to(self.device)
         self.optimizer = build_optimizer(spec, self.model.parameters())
         self.sampler = BatchSampler(len(data.x_train), min(spec.batch_size, len(data.x_train)), spec.seed)
-        self.layer_names = self.model.layer_names
+        self.layer_names = [tap.name for tap in self.taps]
+        # The weights whose gradients and updates the frames report, each once, by name.
+        names = {id(p): name for name, p in self.model.named_parameters()}
+        self._weights: dict[str, torch.Tensor] = {}
+        for tap in self.taps:
+            if tap.weight is not None:
+                self._weights.setdefault(names[id(tap.weight)], tap.weight)
+        self._tap_weight = [names[id(tap.weight)] if tap.weight is not None else None for tap in self.taps]
         self.step = 0
         self.outcome: Outcome | None = None
-        self._lr = spec.lr
+        self._base_lr = spec.lr  # the rate asked for; warmup scales it down early on
+        self._lr = spec.lr  # the rate the optimizer uses now
         self._pending_lr: float | None = None
         self._history: deque[list[Histogram]] = deque(maxlen=spec.drift_lag)  # pre histograms per frame
-        self._ics: tuple[int, list[ShiftMeasure]] | None = None  # (step, result) not yet sent
+        self._ics: tuple[int, list[ShiftMeasure | None]] | None = None  # (step, result) not yet sent
         self._landscape: tuple[int, Landscape] | None = None
         self._has_batch_norm = any(isinstance(m, BatchNorm) for m in self.model.modules())
 
@@ -145,8 +157,8 @@ class Trainer:
         self._pending_lr = lr
 
     def run(self, stop: threading.Event) -> Iterator[Snapshot]:
-        probe = ActivationProbe(self.model, self.layer_names, capture_grads=self.spec.probe_gradients)
-        norm_probe = BatchNormProbe(self.model)
+        probe = ActivationProbe(self.taps, capture_grads=self.spec.probe_gradients)
+        norm_probe = BatchNormProbe(self.taps)
         try:
             yield from self._train(probe, norm_probe, stop)
         finally:
@@ -173,7 +185,7 @@ class Trainer:
                 self.model.resample_noise()  # this step's noise, the same for any extra pass
             probe.armed = norm_probe.armed = probing
             logits = self.model(x)  # (batch, classes)
-            loss = F.cross_entropy(logits, y)
+            loss = cross_entropy(logits, y)
             # One host sync per step: the price of naming the exact step a run diverged at.
             finite = bool(torch.isfinite(loss).item())
             # Per-layer instrument readings, filled only on steps that emit a frame.
@@ -204,40 +216,46 @@ class Trainer:
         if spec.landscape_every > 0 and step % spec.landscape_every == 0:
             self._landscape = (step, loss_landscape(self.model, parameters_of(self.model), x, y, self._lr))
         before = parameters_of(self.model) if ics_due else None
-        weights = self.model.hidden_weights
+        readings: dict[str, dict[str, Any]] = {}
         if extras is not None:
-            saved = [w.detach().clone() for w in weights]
-            for extra, w in zip(extras, weights, strict=True):
-                assert w.grad is not None
-                extra["weight_grad"] = histogram_of(w.grad, spec.bins)[0]
-                extra["grad_norm"] = w.grad.norm().item()
+            saved = {name: w.detach().clone() for name, w in self._weights.items()}
+            for name, w in self._weights.items():
+                grad = w.grad if w.grad is not None else torch.zeros_like(w)  # unused: no gradient
+                readings[name] = {
+                    "weight_grad": histogram_of(grad, spec.bins)[0],
+                    "grad_norm": grad.norm().item(),
+                }
         self.optimizer.step()
         if extras is not None:
             with torch.no_grad():
-                for extra, w, w0 in zip(extras, weights, saved, strict=True):
-                    size = w0.norm().item()
-                    extra["update_ratio"] = (w.detach() - w0).norm().item() / size if size > 0 else None
+                for name, w in self._weights.items():
+                    size = saved[name].norm().item()
+                    moved = (w.detach() - saved[name]).norm().item()
+                    readings[name]["update_ratio"] = moved / size if size > 0 else None
+            for extra, weight_name in zip(extras, self._tap_weight, strict=True):
+                if weight_name is not None:
+                    extra.update(readings[weight_name])
         if before is not None:
-            shift = internal_covariate_shift(
-                self.model,
-                before,
-                parameters_of(self.model),
-                x,
-                y,
-                self.model.layer_prefixes,
-                [f"{prefix}linear.weight" for prefix in self.model.layer_prefixes],
-            )
-            self._ics = (step, shift)
+            names = list(self._weights)
+            measured = internal_covariate_shift(self.model, before, parameters_of(self.model), x, y, names)
+            by_weight = dict(zip(names, measured, strict=True))
+            self._ics = (step, [by_weight[w] if w is not None else None for w in self._tap_weight])
 
     def _eval_due(self) -> bool:
         return self.step % self.spec.eval_every == 0 or self.step == self.spec.steps
 
     def _apply_pending_lr(self) -> None:
+        """This step's rate: the newest one asked for, scaled down during warmup."""
         lr, self._pending_lr = self._pending_lr, None
         if lr is not None:
-            self._lr = lr
+            self._base_lr = lr
+        warmup = self.spec.warmup_steps
+        # Linear warmup: step s of the first `warmup` trains at s/warmup of the rate.
+        effective = self._base_lr * min(1.0, (self.step + 1) / warmup) if warmup > 0 else self._base_lr
+        if effective != self._lr or lr is not None:
+            self._lr = effective
             for group in self.optimizer.param_groups:
-                group["lr"] = lr
+                group["lr"] = effective
 
     @torch.no_grad()
     def _initial_snapshot(self, probe: ActivationProbe, norm_probe: BatchNormProbe) -> Snapshot:
@@ -251,7 +269,7 @@ class Trainer:
         logits = self.model(x)
         for saved, live in zip(buffers, self.model.buffers(), strict=True):
             live.copy_(saved)
-        loss = F.cross_entropy(logits, y)
+        loss = cross_entropy(logits, y)
         return self._snapshot(probe, norm_probe, loss, logits, y, 0.0, True, [{} for _ in self.layer_names])
 
     def _snapshot(
@@ -267,8 +285,8 @@ class Trainer:
     ) -> Snapshot:
         layers = probe.collect(self.spec.bins)
         batch_norms = norm_probe.collect()
-        if batch_norms:
-            for extra, stats in zip(extras, batch_norms, strict=True):
+        for extra, stats in zip(extras, batch_norms, strict=True):
+            if stats is not None:
                 extra["batch_norm"] = stats
         past = self._history[0] if len(self._history) == self._history.maxlen else None
         self._history.append([layer.pre for layer in layers])
@@ -282,10 +300,13 @@ class Trainer:
         return Snapshot(
             step=self.step,
             loss=loss_value if torch.isfinite(loss).item() else None,
-            train_acc=(logits.argmax(dim=1) == y).float().mean().item(),
+            train_acc=accuracy(logits, y),
             test_acc=self.test_accuracy() if evaluate else None,
             test_acc_batch_stats=self.test_accuracy_batch_stats()
             if evaluate and self._has_batch_norm
+            else None,
+            test_acc_generated=self.generated_accuracy()
+            if evaluate and self.spec.arch == "transformer"
             else None,
             lr=self._lr,
             steps_per_s=rate,
@@ -298,16 +319,19 @@ class Trainer:
 
     def _test_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """The test set, moved and scaled as asked, in batches of eval_batch_size (0: all at once)."""
-        x = self.x_test * self.spec.test_scale + self.spec.test_shift
+        x = self.x_test
+        if x.is_floating_point():  # token ids are not moved or scaled
+            x = x * self.spec.test_scale + self.spec.test_shift
         size = self.spec.eval_batch_size or len(x)
         for start in range(0, len(x), size):
             yield x[start : start + size], self.y_test[start : start + size]
 
     def _accuracy(self) -> float:
-        correct = 0
+        correct = scored = 0
         for x, y in self._test_batches():
-            correct += int((self.model(x).argmax(dim=1) == y).sum().item())
-        return correct / len(self.y_test)
+            right, count = correct_and_scored(self.model(x), y)
+            correct, scored = correct + right, scored + count
+        return correct / max(scored, 1)
 
     @torch.no_grad()
     def train_metrics(self) -> tuple[float | None, float]:
@@ -315,9 +339,28 @@ class Trainer:
         self.model.eval()
         try:
             logits = self.model(self.x_train)
-            loss = F.cross_entropy(logits, self.y_train).item()
-            accuracy = (logits.argmax(dim=1) == self.y_train).float().mean().item()
-            return (loss if math.isfinite(loss) else None), accuracy
+            loss = cross_entropy(logits, self.y_train).item()
+            return (loss if math.isfinite(loss) else None), accuracy(logits, self.y_train)
+        finally:
+            self.model.train()
+
+    @torch.no_grad()
+    def generated_accuracy(self) -> float:
+        """Transformer: the test answers written greedily one token at a time, each pass reading
+        only the prompt and the model's own earlier answers (no batch statistics, no peeking).
+        Token-level norms make this agree with the full pass; see tests/test_transformer.py."""
+        self.model.eval()
+        try:
+            length = self.spec.seq_len
+            tokens = self.x_test[:, : length + 1]  # (n, L + 1): the input symbols and the separator
+            answer = self.y_test[:, length:]  # (n, L): what each answer position should be
+            assert bool((answer != IGNORE).all())
+            written = []
+            for _ in range(length):
+                next_token = self.model(tokens)[:, -1].argmax(dim=-1)  # (n,)
+                written.append(next_token)
+                tokens = torch.cat([tokens, next_token[:, None]], dim=1)  # feeds its own answer back
+            return (torch.stack(written, dim=1) == answer).float().mean().item()
         finally:
             self.model.train()
 

@@ -182,7 +182,7 @@ def repeat_time(
 
 def collect_time(trainer: Trainer, reps: int, stat: str, clock: str) -> float:
     """Seconds of `ActivationProbe.collect` on one training batch, forward passes untimed."""
-    probe = ActivationProbe(trainer.model, trainer.layer_names)
+    probe = ActivationProbe(trainer.taps)
     x = trainer.x_train[trainer.sampler.peek_indices()]
 
     def arm_and_forward() -> None:

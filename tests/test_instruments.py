@@ -75,7 +75,7 @@ def test_ics_matches_a_hand_written_two_pass_computation(norm: str) -> None:
     prefixes = [f"hidden.{i}." for i in range(4)]
     weights = [f"hidden.{i}.linear.weight" for i in range(4)]
     fresh = build_model(RunSpec(depth=4, width=16, activation="relu", init="kaiming", norm=norm), 64, 10)
-    measured = internal_covariate_shift(fresh, before, after, x, y, prefixes, weights)
+    measured = internal_covariate_shift(fresh, before, after, x, y, weights)
     for i, weight in enumerate(weights):
         reference = copy.deepcopy(fresh)
         with torch.no_grad():

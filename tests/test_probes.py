@@ -81,7 +81,7 @@ def test_dead_fraction_counts_units_off_for_the_whole_batch() -> None:
 
 def test_probe_sees_the_activation_input_and_output() -> None:
     model = build_model(RunSpec(depth=3, width=16, activation="tanh", norm="batch"), 2, 2)
-    probe = ActivationProbe(model, model.layer_names)
+    probe = ActivationProbe(model.taps())
     x = torch.randn(32, 2)
     probe.armed = True
     model(x)
@@ -108,7 +108,7 @@ def test_wide_layers_are_summarised_from_their_first_examples() -> None:
     from app.probes import MAX_SUMMARY_VALUES
 
     model = build_model(RunSpec(depth=1, width=256, activation="relu"), 2, 2)
-    probe = ActivationProbe(model, model.layer_names)
+    probe = ActivationProbe(model.taps())
     x = torch.randn(128, 2)
     probe.armed = True
     model(x)
