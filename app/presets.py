@@ -22,6 +22,8 @@ class Preset:
     paper: str | None = None  # the paper whose claim it tests
     claim: str | None = None  # that claim, with the paper's numbers
     sweep_lrs: tuple[float, ...] | None = None  # suggested rates for the learning-rate sweep
+    group: str = "story"  # story | instruments | architectures: where the page lists it
+    view: str = "layers"  # the stage view that tells its story: layers, drift, gradients, ics, ...
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -35,6 +37,8 @@ class Preset:
             "paper": self.paper,
             "claim": self.claim,
             "sweep_lrs": list(self.sweep_lrs) if self.sweep_lrs else None,
+            "group": self.group,
+            "view": self.view,
         }
 
 
@@ -168,6 +172,11 @@ PRESETS: tuple[Preset, ...] = (
             emit_every=10,
             max_steps_per_s=200,
         ),
+        paper="Ioffe & Szegedy 2015, Sec. 4.1, Fig. 1",
+        claim="On MNIST (3 × 100 sigmoid, batch 60) the last layer's input percentiles drift without "
+        "batch norm and stay put with it, and the BN net reaches high accuracy much sooner. Toy "
+        "version here: the median moves ~1.4 without BN vs ~0.07 with; test accuracy at step 600 "
+        "~0.67 vs ~0.98.",
     ),
 )
 
@@ -188,6 +197,7 @@ _SANTURKAR_RELU = RunSpec(
 INSTRUMENT_PRESETS: tuple[Preset, ...] = (
     Preset(
         id="compare-bn",
+        group="instruments",
         title="Side by side: no norm vs batch norm",
         summary="The deep sigmoid network twice, in lockstep: A without normalization, B with batch "
         "norm. Same seed, same data order, same initial weights.",
@@ -199,6 +209,8 @@ INSTRUMENT_PRESETS: tuple[Preset, ...] = (
     ),
     Preset(
         id="gradients",
+        group="instruments",
+        view="gradients",
         title="Gradients: what each layer learns from",
         summary="Gradient probes on the deep sigmoid net: the gradient reaching each layer's "
         "pre-activation, its weight-gradient norm, and how much each step changes the weights.",
@@ -210,6 +222,8 @@ INSTRUMENT_PRESETS: tuple[Preset, ...] = (
     ),
     Preset(
         id="santurkar-ics",
+        group="instruments",
+        view="ics",
         title="Does batch norm reduce covariate shift? (Santurkar et al.)",
         summary="Internal covariate shift as Santurkar et al. define it: how much layer i's gradient "
         "changes when the layers below it take their step, on the same batch. A: no norm, PyTorch's "
@@ -227,6 +241,8 @@ INSTRUMENT_PRESETS: tuple[Preset, ...] = (
     ),
     Preset(
         id="noisy-bn",
+        group="instruments",
+        view="drift",
         title="Noisy batch norm still trains (Santurkar et al.)",
         summary="After every batch norm, noise shifts and scales each unit, fresh every step: "
         "a ← s·a + m. The layers' inputs now move all the time, on purpose. B is plain batch norm.",
@@ -240,6 +256,8 @@ INSTRUMENT_PRESETS: tuple[Preset, ...] = (
     ),
     Preset(
         id="landscape",
+        group="instruments",
+        view="landscape",
         title="A smoother loss landscape (Santurkar et al.)",
         summary="Every 20 steps, step along the gradient by 0.5–4× the learning rate and see how much "
         "the loss and the gradient change: the landscape's smoothness, for A (no norm) and B (batch).",
@@ -254,6 +272,8 @@ INSTRUMENT_PRESETS: tuple[Preset, ...] = (
     ),
     Preset(
         id="bn-eval",
+        group="instruments",
+        view="eval",
         title="Batch norm at test time: running averages",
         summary="Batch norm trains with batch statistics but tests with running averages. Compare the "
         "two test accuracies, then move the test inputs with the test shift control.",
@@ -276,6 +296,8 @@ INSTRUMENT_PRESETS: tuple[Preset, ...] = (
     ),
     Preset(
         id="small-batch",
+        group="instruments",
+        view="eval",
         title="Batches of 2: batch norm vs group norm (Wu & He)",
         summary="Three ReLU layers of 128 trained on batches of 2 examples: A with batch norm, B with "
         "group norm (8 groups), which never looks across examples.",
@@ -303,6 +325,8 @@ INSTRUMENT_PRESETS: tuple[Preset, ...] = (
     ),
     Preset(
         id="lr-sweep",
+        group="instruments",
+        view="sweep",
         title="Learning-rate sweep: batch norm tolerates larger rates",
         summary="Ten ReLU layers with He init, trained for 300 steps at each rate from 0.01 to 3, "
         "without norm (A) and with batch norm (B). Press “Sweep”.",
@@ -317,5 +341,212 @@ INSTRUMENT_PRESETS: tuple[Preset, ...] = (
     ),
 )
 
-PRESETS = PRESETS + INSTRUMENT_PRESETS
+_TRANSFORMER = RunSpec(
+    arch="transformer",
+    task="copy",
+    seq_len=8,
+    vocab=10,
+    d_model=64,
+    heads=4,
+    depth=6,
+    activation="gelu",
+    norm="layer",
+    norm_position="post",
+    optimizer="adam",
+    lr=1e-2,
+    batch_size=64,
+    steps=400,
+    emit_every=5,
+    eval_every=50,
+)
+_RESMLP = RunSpec(
+    arch="resmlp",
+    dataset="digits",
+    depth=12,
+    width=64,
+    activation="relu",
+    norm="layer",
+    norm_position="post",
+    init="kaiming",
+    optimizer="sgd",
+    lr=0.1,
+    batch_size=64,
+    steps=1500,
+    emit_every=5,
+    max_steps_per_s=150,
+)
+
+ARCHITECTURE_PRESETS: tuple[Preset, ...] = (
+    Preset(
+        id="xiong-warmup",
+        group="architectures",
+        title="Transformer, Post-LN: warmup or fail (Xiong et al.)",
+        summary="A six-block causal transformer (d 64, 4 heads) learns to copy a string of 8 symbols, "
+        "layer norm after each residual add (Post-LN, the original transformer), Adam at 3e-3. "
+        "A starts at full rate; B warms the rate up over its first 100 steps.",
+        look_for="A's loss stalls near where it started while B's falls to near zero and its test "
+        "accuracy passes 90%. Watch the resid rows: A's stream is renormalised every sublayer, yet "
+        "its top blocks get the largest gradients at the start.",
+        question="Nothing differs but the first 100 steps. Why would a large early step hurt Post-LN "
+        "so much more than a large step later on?",
+        spec=_TRANSFORMER,
+        compare={"warmup_steps": 100},
+        paper="Xiong et al. 2020, On Layer Normalization in the Transformer Architecture, Fig. 2–3",
+        claim="Post-LN transformers need a learning-rate warmup: without it training fails (their "
+        "IWSLT BLEU 8.45 vs ~34 with warmup). Toy version measured here: 400 Adam steps at 3e-3, "
+        "Post-LN without warmup ends at a loss around 2, with 100-step warmup around 0.2.",
+        view="layers",
+    ),
+    Preset(
+        id="xiong-preln",
+        group="architectures",
+        title="Transformer: Pre-LN trains without warmup (Xiong et al.)",
+        summary="The same copy task and transformer, no warmup for either: A puts layer norm after "
+        "each residual add (Post-LN), B inside each branch, before attention and the FFN (Pre-LN, "
+        "what GPT-2 and most transformers since use). Gradient probes on.",
+        look_for="B trains from the first steps while A stalls. In the gradient view, A's per-layer "
+        "gradient norm grows toward the top blocks at the start; B's stays flat or shrinks.",
+        question="In Pre-LN the residual stream is never normalised inside the blocks. What does that "
+        "give the gradient on its way down?",
+        spec=replace(_TRANSFORMER, probe_gradients=True),
+        compare={"norm_position": "pre"},
+        paper="Xiong et al. 2020, Thm 1 and Fig. 3",
+        claim="At initialisation Post-LN's expected gradient of the last layers is large and grows "
+        "with depth, so warmup is needed; Pre-LN's is well behaved and trains without warmup. Toy "
+        "version: Pre-LN without warmup reaches a loss near 0.2 in 400 steps.",
+        view="gradients",
+    ),
+    Preset(
+        id="xiong-init-gradients",
+        group="architectures",
+        title="Transformer at initialisation: gradient norm by layer",
+        summary="Twelve blocks, Post-LN (A) vs Pre-LN (B), with gradient probes, at a slow pace: the "
+        "first frames show each block's FFN weight-gradient norm at the untrained weights.",
+        look_for="A's gradient norm rises block by block toward the top; B's does not rise (it falls "
+        "slightly). The update-ratio chart shows the same top-heavy steps in A.",
+        question="Which blocks would a large early learning rate move most in A?",
+        spec=replace(
+            _TRANSFORMER, depth=12, probe_gradients=True, emit_every=1, steps=200, max_steps_per_s=10
+        ),
+        compare={"norm_position": "pre"},
+        paper="Xiong et al. 2020, Fig. 3",
+        claim="At initialisation Post-LN's per-layer gradient norm of W_ffn2 grows with the layer "
+        "index while Pre-LN's stays flat. Toy figures (L = 12): Post-LN ~0.48 → 0.76 across layers, "
+        "Pre-LN ~0.59 → 0.32.",
+        view="gradients",
+    ),
+    Preset(
+        id="transformer-one-token",
+        group="architectures",
+        title="Layer norm vs RMS norm in a transformer, one token at a time",
+        summary="A Pre-LN transformer reverses strings of 6 symbols: A with layer norm, B with RMS norm "
+        "(no re-centring). Test accuracy is measured twice: in one pass, and writing the answer one "
+        "token at a time, each pass seeing only the prompt and its own earlier answers.",
+        look_for="Both learn the task at about the same pace. The two test accuracies agree: a norm "
+        "that works within each token needs no batch and no future tokens, so generating one token "
+        "at a time gives the same answers.",
+        question="Batch norm would average over the batch and the positions. What would generating "
+        "one token at a time then see at test time?",
+        spec=replace(_TRANSFORMER, task="reverse", seq_len=6, depth=2, norm_position="pre", steps=600),
+        compare={"norm": "rms"},
+        paper="Ba et al. 2016; Zhang & Sennrich 2019",
+        claim="Layer norm normalises each example (each token) on its own, so training and inference "
+        "behave the same; RMS norm drops the mean and matches layer norm's quality at lower cost.",
+    ),
+    Preset(
+        id="resmlp-pre-post",
+        group="architectures",
+        title="Residual MLP: Post-norm vs Pre-norm at depth",
+        summary="Twelve residual blocks x + F(x) of 64 ReLU units on the digits, layer norm, He init. "
+        "A normalises after each add (post), B inside each branch (pre).",
+        look_for="In the resid rows A's stream is renormalised every block and stays one width; B's "
+        "grows block by block, since every branch adds to it — yet B keeps an identity path "
+        "for the gradient from the top to the bottom.",
+        question="Pre-norm lets the stream grow. Why does that not saturate or blow anything up here?",
+        spec=_RESMLP,
+        compare={"norm_position": "pre"},
+        paper="Xiong et al. 2020; He et al. 2016",
+        claim="Putting the norm inside the residual branch (pre-norm) keeps an unnormalised identity "
+        "path through the whole net, which is why it became the default for deep residual models.",
+    ),
+    Preset(
+        id="wu-he-cnn",
+        group="architectures",
+        title="Conv net at batch size 2: batch norm vs group norm (Wu & He)",
+        summary="A small conv net (3 × 16 channels, 3×3, ReLU) on the 8×8 digits, trained on batches "
+        "of 2 images: A with batch norm per channel, B with group norm (4 groups of 4 channels).",
+        look_for="Both training losses fall, but A's eval-mode test accuracy (running averages "
+        "estimated from pairs) trails B's; switch to train vs eval to see the running statistics miss.",
+        question="Group norm never looks across images. What does it give up in exchange?",
+        spec=RunSpec(
+            arch="cnn",
+            dataset="digits",
+            depth=3,
+            width=16,
+            activation="relu",
+            norm="batch",
+            groups=4,
+            optimizer="momentum",
+            lr=0.00625,
+            batch_size=2,
+            steps=2000,
+            emit_every=10,
+            eval_every=100,
+            max_steps_per_s=300,
+        ),
+        compare={"norm": "group"},
+        paper="Wu & He 2018, Table 2",
+        claim="ResNet-50 on ImageNet: batch norm's error rises from 23.6% to 34.7% as images per GPU "
+        "fall from 32 to 2; group norm's stays at 24.1%.",
+        view="eval",
+    ),
+    Preset(
+        id="glorot-init",
+        group="architectures",
+        title="Deep tanh net: standard vs Xavier init (Glorot & Bengio)",
+        summary="Sixteen tanh layers of 128 units, no norm. A draws weights from the 'standard' "
+        "U[−1/√n, 1/√n]; B from Glorot & Bengio's normalised (Xavier) U[±√6/√(n_in+n_out)].",
+        look_for="At step 0 A's post-activations shrink layer by layer toward 0 (tiny signal, tiny "
+        "gradients at the top); B's keep a usable spread all the way up. Then B learns, A crawls.",
+        question="Each layer multiplies the spread by about √n · std(w). What std keeps it at 1?",
+        spec=RunSpec(
+            dataset="digits",
+            depth=16,
+            width=128,
+            activation="tanh",
+            norm="none",
+            init="default",
+            optimizer="sgd",
+            lr=0.1,
+            batch_size=64,
+            steps=1500,
+            emit_every=5,
+            max_steps_per_s=150,
+        ),
+        compare={"init": "xavier"},
+        paper="Glorot & Bengio 2010, Fig. 3–6",
+        claim="With the standard init the activations (and back-propagated gradients) shrink with "
+        "depth; the normalised init keeps their variance across layers. Toy figures, 20 × 256 tanh: "
+        "activation std 0.46 → 1e-5 across layers with the standard init, 0.63 → 0.16 with Xavier.",
+    ),
+    Preset(
+        id="bjorck-deep-relu",
+        group="architectures",
+        title="Deep ReLU at learning rate 1: no norm diverges, batch norm trains (Bjorck et al.)",
+        summary="Ten ReLU layers of 100, He init, plain SGD at learning rate 1, side by side: A "
+        "without normalization, B with batch norm.",
+        look_for="A's upper layers blow up within a few dozen steps and the run diverges (a loud "
+        "DIVERGED pill); B trains to high accuracy at the same rate.",
+        question="Bjorck et al. argue batch norm's benefit is mostly the larger rate it allows. What "
+        "happens to B at lr 0.01?",
+        spec=_DEEP_RELU,
+        compare={"norm": "batch"},
+        paper="Bjorck, Gomes, Selman & Weinberger 2018, Understanding Batch Normalization",
+        claim="Without batch norm, deep nets diverge at learning rates BN trains at: the activations' "
+        "moments explode in the upper layers. Toy figures: no norm trains at 0.1, diverges by step "
+        "~4–24 at 1; BN trains to ≥ 0.99 at 1 and up to 3.",
+    ),
+)
+
+PRESETS = PRESETS + INSTRUMENT_PRESETS + ARCHITECTURE_PRESETS
 DEFAULT_PRESET = PRESETS[0]

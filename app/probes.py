@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,7 +101,7 @@ def histogram_of(values: torch.Tensor, bins: int) -> tuple[Histogram, int]:
             return Histogram(0.0, 0.0, [0] * bins, None, None, None, None, None, 0), nonfinite
         lo_t, hi_t = torch.aminmax(flat)
         lo, hi = lo_t.item(), hi_t.item()
-    if hi - lo < 1e-12 * max(1.0, abs(lo)) or hi == lo:
+    if _too_narrow(lo, hi):
         # A constant tensor (a dead layer, say): a tiny range around the value keeps bins valid.
         pad = max(1e-6, abs(lo) * 1e-6)
         lo, hi = lo - pad, hi + pad
@@ -123,6 +123,94 @@ def histogram_of(values: torch.Tensor, bins: int) -> tuple[Histogram, int]:
         ),
         nonfinite,
     )
+
+
+def histograms_of(tensors: Sequence[torch.Tensor], bins: int) -> list[tuple[Histogram, int]]:
+    """`histogram_of` of every tensor, in order, computed together: the same results, far fewer ops.
+
+    Tensors holding the same number of values become the rows of one (k, n) matrix, summarised
+    all at once: one sort, one histogram search and three host syncs per matrix instead of ~20 ops
+    and ~6 syncs per tensor, which at a frame's sizes cost more than the arithmetic. Rows whose
+    ends are not finite or that are (nearly) constant, both rare, are left to `histogram_of`.
+    """
+    flats = [values.detach().reshape(-1).float() for values in tensors]
+    groups: dict[tuple[int, torch.device], list[int]] = {}
+    for i, flat in enumerate(flats):
+        groups.setdefault((flat.numel(), flat.device), []).append(i)
+    done: dict[int, tuple[Histogram, int]] = {}
+    for (n, _), members in groups.items():
+        rows = _histogram_rows(torch.stack([flats[i] for i in members]), bins) if n > 1 else []
+        for j, i in enumerate(members):
+            found = rows[j] if rows else None
+            done[i] = found if found is not None else histogram_of(flats[i], bins)
+    return [done[i] for i in range(len(flats))]
+
+
+def _histogram_rows(rows: torch.Tensor, bins: int) -> list[tuple[Histogram, int] | None]:
+    """`histogram_of` of each row of `rows` (k, n); None for rows it must handle itself."""
+    k, n = rows.shape
+    mean = rows.mean(dim=1)  # (k,): the same reduction, in the same order, as histogram_of's
+    std = (rows - mean[:, None]).pow_(2).mean(dim=1).sqrt_()  # population std
+    if rows.device.type == "cpu":
+        # numpy's SIMD sort of 8k floats takes ~25 us; np.partition with the six order
+        # statistics the percentiles need falls back to a scalar introselect, ~170 us.
+        ordered = torch.from_numpy(np.sort(rows.numpy(), axis=1))  # (k, n)
+    else:
+        ordered = torch.sort(rows, dim=1).values
+    # Sorted, -inf comes first and NaN or inf last: a row is finite exactly when its ends are.
+    lo_t, hi_t = ordered[:, 0], ordered[:, -1]
+    lows, highs, means, stds = torch.stack([lo_t, hi_t, mean, std]).tolist()
+    plain = [
+        j
+        for j in range(k)
+        if math.isfinite(lows[j]) and math.isfinite(highs[j]) and not _too_narrow(lows[j], highs[j])
+    ]
+    if not plain:
+        return [None] * k
+    if len(plain) < k:
+        keep = torch.tensor(plain, device=rows.device)
+        ordered, lo_t, hi_t = ordered[keep], lo_t[keep], hi_t[keep]
+    # torch.histc's binning, in its float32 arithmetic: bin = floor((x - lo) * bins / (hi - lo)),
+    # x == hi in the last bin. The position is monotonic in x, so along a sorted row bin b starts
+    # where the first position >= b stands, and a bin's count is the gap to the next bin's start.
+    position = (ordered - lo_t[:, None]).mul_(bins).div_((hi_t - lo_t)[:, None])  # (g, n) in [0, bins]
+    inner_edges = torch.arange(1, bins, dtype=position.dtype, device=position.device)
+    starts = torch.searchsorted(position, inner_edges.repeat(len(plain), 1))  # (g, bins - 1)
+    g = len(plain)
+    bounds = torch.cat([starts.new_zeros(g, 1), starts, starts.new_full((g, 1), n)], dim=1)
+    counts = bounds.diff(dim=1).tolist()  # (g, bins)
+    if rows.device.type == "cpu":
+        quantiles = _interpolate(ordered.numpy()).tolist()  # (g, 3)
+    else:
+        qs = torch.tensor(PERCENTILES, device=rows.device)
+        quantiles = torch.quantile(ordered, qs, dim=1).T.tolist()  # as percentiles() does on a GPU
+    out: list[tuple[Histogram, int] | None] = [None] * k
+    for row, j in enumerate(plain):
+        p15, p50, p85 = quantiles[row]
+        out[j] = (
+            Histogram(lows[j], highs[j], counts[row], means[j], stds[j], p15, p50, p85, n),
+            0,
+        )
+    return out
+
+
+def _too_narrow(lo: float, hi: float) -> bool:
+    """A range that histogram_of widens around the value (a constant tensor, say)."""
+    return hi - lo < 1e-12 * max(1.0, abs(lo)) or hi == lo
+
+
+def _interpolate(ordered: np.ndarray, qs: tuple[float, ...] = PERCENTILES) -> np.ndarray:
+    """`percentiles` of each sorted row of `ordered` (k, n): the same order statistics, the same
+    float64 interpolation."""
+    n = ordered.shape[1]
+    columns = []
+    for q in qs:
+        position = q * (n - 1)
+        below = int(math.floor(position))
+        lower = ordered[:, below].astype(np.float64)
+        upper = ordered[:, min(below + 1, n - 1)].astype(np.float64)
+        columns.append(lower + (position - below) * (upper - lower))
+    return np.stack(columns, axis=1)
 
 
 def percentiles(flat: torch.Tensor, qs: tuple[float, ...] = PERCENTILES) -> list[float]:
@@ -221,13 +309,23 @@ class ActivationProbe:
 
     def collect(self, bins: int) -> list[LayerStats]:
         self.armed = False
-        layers = []
+        pres, posts, grads = [], [], []
         for tap, slot in zip(self.taps, self._slot, strict=True):
             captured, grad = self._captured[slot], self._grads[slot]
             assert captured is not None, "collect() needs an armed forward pass first"
-            pre, post = _select(captured[0], tap), _select(captured[1], tap)
-            pre_hist, pre_bad = histogram_of(_first_examples(pre), bins)
-            post_hist, post_bad = histogram_of(_first_examples(post), bins)
+            pres.append(_select(captured[0], tap))
+            posts.append(_select(captured[1], tap))
+            grads.append(_select(grad, tap) if grad is not None else None)
+        # Every tap's tensors in one call: the per-tensor ops, not the arithmetic, are the cost.
+        summarised = [_first_examples(values) for values in pres + posts]
+        summarised += [_first_examples(grad) for grad in grads if grad is not None]
+        hists = iter(histograms_of(summarised, bins))
+        pre_hists = [next(hists) for _ in self.taps]
+        post_hists = [next(hists) for _ in self.taps]
+        layers = []
+        for tap, pre, post, grad, (pre_hist, pre_bad), (post_hist, post_bad) in zip(
+            self.taps, pres, posts, grads, pre_hists, post_hists, strict=True
+        ):
             layers.append(
                 LayerStats(
                     name=tap.name,
@@ -236,9 +334,7 @@ class ActivationProbe:
                     saturated=saturated_fraction(tap.activation, post),
                     dead=dead_fraction(tap.activation, pre, post),
                     nonfinite=pre_bad + post_bad,
-                    grad=histogram_of(_first_examples(_select(grad, tap)), bins)[0]
-                    if grad is not None
-                    else None,
+                    grad=next(hists)[0] if grad is not None else None,
                 )
             )
         self._captured = [None] * len(self._modules)

@@ -378,4 +378,9 @@ def _summary(errors: list[dict[str, str]]) -> str:
 
 
 def config_schema() -> dict[str, Any]:
-    return RunConfig.model_json_schema()
+    """The RunConfig JSON schema, plus what each architecture takes (the page follows it)."""
+    schema = RunConfig.model_json_schema()
+    schema["x-arch-defaults"] = ARCH_DEFAULTS
+    schema["x-arch-norms"] = {arch: list(norms) for arch, norms in ARCH_NORMS.items()}
+    schema["x-arch-max-depth"] = ARCH_MAX_DEPTH
+    return schema

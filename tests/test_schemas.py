@@ -119,3 +119,17 @@ def test_every_preset_is_a_valid_config() -> None:
         assert wire["title"] and wire["look_for"] and wire["question"]
         first, second = parse_twin_configs(wire["config"], wire["compare"])
         assert (second is None) == (preset.compare is None)
+
+
+def test_paper_presets_name_their_paper_claim_group_and_view() -> None:
+    views = {"layers", "drift", "gradients", "ics", "landscape", "eval", "sweep"}
+    for preset in PRESETS:
+        wire = preset.to_wire()
+        assert wire["group"] in {"story", "instruments", "architectures"} and wire["view"] in views
+        if wire["group"] == "architectures":
+            assert {"id", "title", "paper", "claim", "config", "compare"} <= set(wire)
+            assert wire["paper"] and wire["claim"] and wire["compare"], preset.id
+    assert {p.spec.arch for p in PRESETS} == {"mlp", "resmlp", "transformer", "cnn"}
+    papers = " ".join(p.paper or "" for p in PRESETS)
+    for author in ("Ioffe", "Glorot", "Santurkar", "Wu & He", "Xiong", "Bjorck"):
+        assert author in papers, author
