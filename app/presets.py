@@ -382,7 +382,7 @@ ARCHITECTURE_PRESETS: tuple[Preset, ...] = (
         group="architectures",
         title="Transformer, Post-LN: warmup or fail (Xiong et al.)",
         summary="A six-block causal transformer (d 64, 4 heads) learns to copy a string of 8 symbols, "
-        "layer norm after each residual add (Post-LN, the original transformer), Adam at 3e-3. "
+        "layer norm after each residual add (Post-LN, the original transformer), Adam at 1e-2. "
         "A starts at full rate; B warms the rate up over its first 100 steps.",
         look_for="A's loss stalls near where it started while B's falls to near zero and its test "
         "accuracy passes 90%. Watch the resid rows: A's stream is renormalised every sublayer, yet "
@@ -393,8 +393,9 @@ ARCHITECTURE_PRESETS: tuple[Preset, ...] = (
         compare={"warmup_steps": 100},
         paper="Xiong et al. 2020, On Layer Normalization in the Transformer Architecture, Fig. 2–3",
         claim="Post-LN transformers need a learning-rate warmup: without it training fails (their "
-        "IWSLT BLEU 8.45 vs ~34 with warmup). Toy version measured here: 400 Adam steps at 3e-3, "
-        "Post-LN without warmup ends at a loss around 2, with 100-step warmup around 0.2.",
+        "IWSLT BLEU 8.45 vs ~34 with warmup). Toy version measured here (6 blocks, Adam 1e-2, 400 "
+        "steps): Post-LN without warmup stays at chance (loss 2.30, accuracy 0.10); with a 100-step "
+        "warmup it reaches ~0.9 test accuracy.",
         view="layers",
     ),
     Preset(
@@ -413,7 +414,9 @@ ARCHITECTURE_PRESETS: tuple[Preset, ...] = (
         paper="Xiong et al. 2020, Thm 1 and Fig. 3",
         claim="At initialisation Post-LN's expected gradient of the last layers is large and grows "
         "with depth, so warmup is needed; Pre-LN's is well behaved and trains without warmup. Toy "
-        "version: Pre-LN without warmup reaches a loss near 0.2 in 400 steps.",
+        "version measured here: Pre-LN without warmup reaches 100% test accuracy in 400 steps while "
+        "Post-LN stays at chance; at step 5 Post-LN's FFN gradient norm rises ~1000× from block 1 to "
+        "block 6, Pre-LN's stays within 0.11–0.14.",
         view="gradients",
     ),
     Preset(
@@ -432,7 +435,7 @@ ARCHITECTURE_PRESETS: tuple[Preset, ...] = (
         paper="Xiong et al. 2020, Fig. 3",
         claim="At initialisation Post-LN's per-layer gradient norm of W_ffn2 grows with the layer "
         "index while Pre-LN's stays flat. Toy figures (L = 12): Post-LN ~0.48 → 0.76 across layers, "
-        "Pre-LN ~0.59 → 0.32.",
+        "Pre-LN ~0.59 → 0.32. Measured here (seed 0): Post-LN 0.8 → 2.8, Pre-LN 1.7 → 0.4.",
         view="gradients",
     ),
     Preset(
@@ -470,14 +473,16 @@ ARCHITECTURE_PRESETS: tuple[Preset, ...] = (
         "path through the whole net, which is why it became the default for deep residual models.",
     ),
     Preset(
-        id="wu-he-cnn",
+        id="cnn-small-batch",
         group="architectures",
-        title="Conv net at batch size 2: batch norm vs group norm (Wu & He)",
+        title="Conv net at batch size 2: batch norm pools over pixels (Wu & He)",
         summary="A small conv net (3 × 16 channels, 3×3, ReLU) on the 8×8 digits, trained on batches "
         "of 2 images: A with batch norm per channel, B with group norm (4 groups of 4 channels).",
-        look_for="Both training losses fall, but A's eval-mode test accuracy (running averages "
-        "estimated from pairs) trails B's; switch to train vs eval to see the running statistics miss.",
-        question="Group norm never looks across images. What does it give up in exchange?",
+        look_for="Unlike the MLP at batch 2 (the 'Small batches' preset), both train and both test "
+        "well: a conv net's batch norm averages each channel over batch × height × width — 128 values "
+        "per channel here even at batch 2 — so its running averages stay sound (see train vs eval). "
+        "Wu & He's 50-layer ResNet still lost 11 points at 2 images per GPU: depth compounds the noise.",
+        question="Where would this conv net's batch norm start to fail: fewer pixels, or more layers?",
         spec=RunSpec(
             arch="cnn",
             dataset="digits",
@@ -497,7 +502,9 @@ ARCHITECTURE_PRESETS: tuple[Preset, ...] = (
         compare={"norm": "group"},
         paper="Wu & He 2018, Table 2",
         claim="ResNet-50 on ImageNet: batch norm's error rises from 23.6% to 34.7% as images per GPU "
-        "fall from 32 to 2; group norm's stays at 24.1%.",
+        "fall from 32 to 2; group norm's stays at 24.1%. This 3-layer toy does not reproduce the "
+        "collapse (measured: eval accuracy 0.93–0.97 for both at batch 2, and at batch 1); the MLP "
+        "preset 'Small batches' does (batch norm 0.46 at batch 2).",
         view="eval",
     ),
     Preset(

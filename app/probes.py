@@ -158,16 +158,17 @@ def _histogram_rows(rows: torch.Tensor, bins: int) -> list[tuple[Histogram, int]
     else:
         ordered = torch.sort(rows, dim=1).values
     # Sorted, -inf comes first and NaN or inf last: a row is finite exactly when its ends are.
-    lo_t, hi_t = ordered[:, 0], ordered[:, -1]
+    lo_t, hi_t = ordered[:, 0].contiguous(), ordered[:, -1].contiguous()  # (k,)
     lows, highs, means, stds = torch.stack([lo_t, hi_t, mean, std]).tolist()
     plain = [
         j
         for j in range(k)
         if math.isfinite(lows[j]) and math.isfinite(highs[j]) and not _too_narrow(lows[j], highs[j])
     ]
-    if not plain:
+    g = len(plain)
+    if g == 0:
         return [None] * k
-    if len(plain) < k:
+    if g < k:
         keep = torch.tensor(plain, device=rows.device)
         ordered, lo_t, hi_t = ordered[keep], lo_t[keep], hi_t[keep]
     # torch.histc's binning, in its float32 arithmetic: bin = floor((x - lo) * bins / (hi - lo)),
@@ -175,8 +176,7 @@ def _histogram_rows(rows: torch.Tensor, bins: int) -> list[tuple[Histogram, int]
     # where the first position >= b stands, and a bin's count is the gap to the next bin's start.
     position = (ordered - lo_t[:, None]).mul_(bins).div_((hi_t - lo_t)[:, None])  # (g, n) in [0, bins]
     inner_edges = torch.arange(1, bins, dtype=position.dtype, device=position.device)
-    starts = torch.searchsorted(position, inner_edges.repeat(len(plain), 1))  # (g, bins - 1)
-    g = len(plain)
+    starts = torch.searchsorted(position, inner_edges.repeat(g, 1))  # (g, bins - 1)
     bounds = torch.cat([starts.new_zeros(g, 1), starts, starts.new_full((g, 1), n)], dim=1)
     counts = bounds.diff(dim=1).tolist()  # (g, bins)
     if rows.device.type == "cpu":
@@ -235,23 +235,48 @@ def percentiles(flat: torch.Tensor, qs: tuple[float, ...] = PERCENTILES) -> list
 
 def saturated_fraction(activation: str | None, post: torch.Tensor) -> float:
     """Fraction of entries where the activation's derivative is below 5% of its maximum."""
-    if activation == "sigmoid":
-        slope = post * (1 - post)  # sigma' = sigma (1 - sigma), at most 1/4
-        return _mean_true(slope < SATURATION_FRACTION * 0.25)
-    if activation == "tanh":
-        return _mean_true(1 - post * post < SATURATION_FRACTION)  # tanh' = 1 - tanh^2, at most 1
-    return 0.0
+    return _floats([_saturated_share(activation, post)])[0]
 
 
 def dead_fraction(activation: str | None, pre: torch.Tensor, post: torch.Tensor) -> float:
     """Fraction of units that are off for every example of the batch.
 
     A unit is one feature of a (batch, features) tensor, or one channel-position of a conv map."""
+    return _floats([_dead_share(activation, pre, post)])[0]
+
+
+def _saturated_share(activation: str | None, post: torch.Tensor) -> torch.Tensor | None:
+    """`saturated_fraction` as a 0-d tensor, without a host sync; None where it is 0 by definition."""
+    if activation == "sigmoid":
+        slope = post * (1 - post)  # sigma' = sigma (1 - sigma), at most 1/4
+        return (slope < SATURATION_FRACTION * 0.25).float().mean()
+    if activation == "tanh":
+        return (1 - post * post < SATURATION_FRACTION).float().mean()  # tanh' = 1 - tanh^2, at most 1
+    return None
+
+
+def _dead_share(activation: str | None, pre: torch.Tensor, post: torch.Tensor) -> torch.Tensor | None:
+    """`dead_fraction` as a 0-d tensor, without a host sync; None where it is 0 by definition.
+
+    A unit is off for the whole batch exactly when its largest value is: 0 for ReLU, whose output
+    is never negative, below GELU_DEAD_BELOW for GELU's input (NaN, which a column max keeps,
+    counts as on either way). A column max is several times faster than `(x == 0).all(dim=0)`."""
     if activation == "relu":
-        return _mean_true((post.flatten(1) == 0).all(dim=0))
+        return (post.flatten(1).amax(dim=0) == 0).float().mean()
     if activation == "gelu":
-        return _mean_true((pre.flatten(1) < GELU_DEAD_BELOW).all(dim=0))
-    return 0.0
+        return (pre.flatten(1).amax(dim=0) < GELU_DEAD_BELOW).float().mean()
+    return None
+
+
+def _floats(shares: list[torch.Tensor | None]) -> list[float]:
+    """Each share as a float, 0 for None or NaN (an empty tensor), with one host sync for all."""
+    present = [share for share in shares if share is not None]
+    values = iter(torch.stack(present).tolist() if present else [])
+    out = []
+    for share in shares:
+        value = next(values) if share is not None else 0.0
+        out.append(0.0 if math.isnan(value) else value)
+    return out
 
 
 def _first_examples(values: torch.Tensor) -> torch.Tensor:
@@ -259,11 +284,6 @@ def _first_examples(values: torch.Tensor) -> torch.Tensor:
     per_example = max(1, values[0].numel()) if values.shape[0] else 1
     rows = max(1, MAX_SUMMARY_VALUES // per_example)
     return values[:rows]
-
-
-def _mean_true(mask: torch.Tensor) -> float:
-    value = mask.float().mean().item()
-    return 0.0 if math.isnan(value) else value
 
 
 def _select(values: torch.Tensor, tap: Tap) -> torch.Tensor:
@@ -322,19 +342,23 @@ class ActivationProbe:
         hists = iter(histograms_of(summarised, bins))
         pre_hists = [next(hists) for _ in self.taps]
         post_hists = [next(hists) for _ in self.taps]
+        # The fractions see the whole batch; one host sync for all of them.
+        shares = [_saturated_share(tap.activation, posts[i]) for i, tap in enumerate(self.taps)]
+        shares += [_dead_share(tap.activation, pres[i], posts[i]) for i, tap in enumerate(self.taps)]
+        fractions = _floats(shares)
+        saturated, dead = fractions[: len(self.taps)], fractions[len(self.taps) :]
         layers = []
-        for tap, pre, post, grad, (pre_hist, pre_bad), (post_hist, post_bad) in zip(
-            self.taps, pres, posts, grads, pre_hists, post_hists, strict=True
-        ):
+        for i, tap in enumerate(self.taps):
+            (pre_hist, pre_bad), (post_hist, post_bad) = pre_hists[i], post_hists[i]
             layers.append(
                 LayerStats(
                     name=tap.name,
                     pre=pre_hist,
                     post=post_hist,
-                    saturated=saturated_fraction(tap.activation, post),
-                    dead=dead_fraction(tap.activation, pre, post),
+                    saturated=saturated[i],
+                    dead=dead[i],
                     nonfinite=pre_bad + post_bad,
-                    grad=next(hists)[0] if grad is not None else None,
+                    grad=next(hists)[0] if grads[i] is not None else None,
                 )
             )
         self._captured = [None] * len(self._modules)

@@ -32,17 +32,18 @@ def zoomed_lab(chromium: object, lab_server: str) -> Iterator[Lab]:
         yield page
 
 
+# What a chart draws: its Plotly traces, or for a ridge plot the outlines on its canvas (ridge.js
+# keeps them, one {x, y} per layer, on the chart element as `outlines`).
+DRAWN = "(id) => { const el = document.getElementById(id); return el.outlines || el.data || []; }"
+
+
 def chart_points(lab: Lab, element_id: str) -> list[int]:
-    """Number of points in each Plotly trace of a chart."""
-    return lab.page.evaluate(
-        "(id) => (document.getElementById(id).data || []).map((t) => (t.y || []).length)", element_id
-    )
+    """Number of points in each Plotly trace (or ridge outline) of a chart."""
+    return lab.page.evaluate(f"(id) => ({DRAWN})(id).map((t) => (t.y || []).length)", element_id)
 
 
 def wait_chart_data(lab: Lab, element_id: str) -> None:
-    lab.page.wait_for_function(
-        "(id) => (document.getElementById(id).data || []).some((t) => (t.y || []).length > 0)", arg=element_id
-    )
+    lab.page.wait_for_function(f"(id) => ({DRAWN})(id).some((t) => (t.y || []).length > 0)", arg=element_id)
 
 
 def test_play_feeds_every_chart(lab: Lab) -> None:

@@ -27,10 +27,12 @@ TINY = {
 }
 
 
-# A chart has data when a trace holds a value: a finite y, or for heat maps a non-null cell.
-HAS_DATA = """(id) => (document.getElementById(id).data || []).some((t) => t.type === 'heatmap'
-  ? (t.z || []).some((row) => row.some((v) => v !== null && v !== undefined))
-  : (t.y || []).some((v) => v !== null && v !== undefined))"""
+# A chart has data when a trace holds a value: a finite y, or for heat maps a non-null cell. Ridge
+# plots draw on a canvas and keep their outlines on the chart element (`outlines`, ridge.js).
+HAS_DATA = """(id) => { const el = document.getElementById(id);
+  return (el.outlines || el.data || []).some((t) => t.type === 'heatmap'
+    ? (t.z || []).some((row) => row.some((v) => v !== null && v !== undefined))
+    : (t.y || []).some((v) => v !== null && v !== undefined)); }"""
 
 
 def wait_chart_data(lab: Lab, element_id: str) -> None:
@@ -95,13 +97,19 @@ def test_presets_group_and_open_where_they_tell_their_story(lab: Lab) -> None:
         "Object.fromEntries([...document.querySelectorAll('#preset optgroup')]"
         ".map((g) => [g.label, [...g.children].map((o) => o.value)]))"
     )
-    assert list(groups) == ["The story", "Instruments & papers"]
+    assert list(groups) == ["The story", "Instruments & papers", "Beyond the MLP: papers"]
     boot = lab.page.evaluate("JSON.parse(document.getElementById('shiftscope-boot').textContent)")
-    listed = groups["The story"] + groups["Instruments & papers"]
+    listed = [preset_id for ids in groups.values() for preset_id in ids]
     assert sorted(listed) == sorted(preset["id"] for preset in boot["presets"])  # each once
+    labels = dict(zip(("story", "instruments", "architectures"), groups, strict=True))
+    for preset in boot["presets"]:  # each under the group it names
+        assert preset["id"] in groups[labels[preset["group"]]], preset["id"]
     assert {"sigmoid-saturation", "high-lr", "ioffe-fig1"} <= set(groups["The story"])
     # Instruments and papers: comparisons, sweeps, and bn-eval, which only moves the test set.
     assert {"compare-bn", "santurkar-ics", "lr-sweep", "bn-eval"} <= set(groups["Instruments & papers"])
+    # Beyond the MLP: at least the transformer papers, the residual MLP and the CNN.
+    archs = {preset["config"]["arch"] for preset in boot["presets"] if preset["group"] == "architectures"}
+    assert {"transformer", "resmlp", "cnn"} <= archs
     expect(lab.page.locator("#compare-on")).not_to_be_checked()
     expect(lab.page.locator("#preset-claim-box")).to_be_hidden()
 

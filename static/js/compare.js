@@ -2,6 +2,8 @@
 // turned into the `compare` object of a start (docs/protocol.md, "Compare mode") and kept in the
 // URL as b.<field>=<value> parameters. Run A is the form; B is A with these fields changed.
 
+import { archOf, normsFor, placementsFor } from "./arch.js";
+
 const DEFAULTS = Object.freeze({
   param: "b.",          // b.norm=batch: run B's norm
   offParam: "compare",  // compare=off: a preset's comparison switched off
@@ -14,11 +16,15 @@ export const LOCKSTEP_FIELDS = Object.freeze([
 ]);
 const NOT_OFFERED = new Set([...LOCKSTEP_FIELDS, "device"]);
 
-/** Run B's value of `field` when the user has not picked one: the natural contrast to A. */
-export function contrastValue(field, prop, aValue) {
-  if (field === "norm") return aValue === "none" ? "batch" : "none";
+/** Run B's value of `field` when the user has not picked one: the natural contrast to A, among
+ *  the `choices` B's architecture takes. */
+export function contrastValue(field, prop, aValue, choices = prop.enum) {
+  if (field === "norm") {
+    if (aValue !== "none") return "none";
+    return choices.includes("batch") ? "batch" : choices.find((choice) => choice !== "none") ?? "none";
+  }
   if (prop.type === "boolean") return !aValue;
-  if (prop.enum) return prop.enum.find((choice) => choice !== aValue) ?? aValue;
+  if (choices) return choices.find((choice) => choice !== aValue) ?? aValue;
   if (field === "lr" && Number.isFinite(aValue)) return Math.min(aValue * 10, prop.maximum ?? Infinity);
   return aValue;
 }
@@ -137,13 +143,27 @@ export class CompareControls {
 
   valueOf(row, config = this.controls.readConfig()) {
     const prop = this.schema.properties[row.field];
-    return row.auto ? contrastValue(row.field, prop, config[row.field]) : row.value;
+    return row.auto ? contrastValue(row.field, prop, config[row.field], this.choicesFor(row.field, config)) : row.value;
+  }
+
+  /** B's architecture: a row's, or A's. */
+  archOfB(config) {
+    const row = this.rows.find((candidate) => candidate.field === "arch");
+    return archOf(row ? { arch: this.valueOf(row, config) } : config);
+  }
+
+  /** The values B can take for `field`: the norms and placements its architecture takes. */
+  choicesFor(field, config = this.controls.readConfig()) {
+    if (field === "norm") return normsFor(this.schema, this.archOfB(config));
+    if (field === "norm_position") return placementsFor(this.archOfB(config));
+    return this.schema.properties[field].enum;
   }
 
   addRow(field, value = undefined) {
     // A value that is just A's natural contrast (batch when A has no norm) keeps following A.
     const prop = this.schema.properties[field];
-    const auto = value === undefined || value === contrastValue(field, prop, this.controls.readConfig()[field]);
+    const config = this.controls.readConfig();
+    const auto = value === undefined || value === contrastValue(field, prop, config[field], this.choicesFor(field, config));
     const row = { field, value: value ?? null, auto, element: document.createElement("div") };
     row.element.className = "compare-row";
     this.rows.push(row);
@@ -177,7 +197,7 @@ export class CompareControls {
     let valueControl;
     if (prop.enum || prop.type === "boolean") {
       valueControl = document.createElement("select");
-      const choices = prop.enum ?? [true, false];
+      const choices = prop.enum ? this.choicesFor(row.field) : [true, false];
       for (const choice of choices) {
         const label = prop.type === "boolean" ? (choice ? "on" : "off") : (this.optionLabel(row.field, choice));
         valueControl.append(new Option(label, String(choice)));
@@ -234,6 +254,7 @@ export class CompareControls {
   }
 
   rebuildAll() {
+    this.builtArch = this.archOfB(this.controls.readConfig());
     for (const row of this.rows) this.buildRow(row);
     this.addButton.disabled = this.rows.length >= this.offered.length;
   }
@@ -252,6 +273,8 @@ export class CompareControls {
 
   refreshAuto() {
     const config = this.controls.readConfig();
+    // Another architecture offers other norms and placements: B's menus follow.
+    if (this.rows.length && this.archOfB(config) !== this.builtArch) this.rebuildAll();
     for (const row of this.rows) if (row.auto) this.showValue(row, config);
     if (this.on && this.rows.some((row) => row.auto)) this.changed({ fromForm: true });
   }

@@ -1,6 +1,9 @@
 // The settings form: form ⇄ config object, config ⇄ URL query string, presets, field errors.
 // Bounds, choices and defaults come from the RunConfig JSON schema the server renders into the
-// page (templates/index.html); nothing here repeats a limit.
+// page (templates/index.html); nothing here repeats a limit. What depends on the architecture
+// (fields shown, norms offered, defaults on a switch) is arch.js's.
+
+import { ARCHS, ArchForm, NORM_WORDS, archOf, normsFor, switchArch } from "./arch.js";
 
 const DEFAULTS = Object.freeze({
   lrMantissas: [1, 1.5, 2, 3, 5, 7], // notches per decade of the log learning-rate slider
@@ -91,6 +94,10 @@ export class Controls {
     this.lrSteps = lrNotches(Number(this.lrRange.dataset.min), Number(this.lrRange.dataset.max));
     this.lrRange.max = String(this.lrSteps.length - 1);
     this.listeners = { change: [], lr: [] };
+    this.archForm = new ArchForm(form, schema);
+    this.arch = null;           // the architecture the form shows
+    this.touched = new Set();   // fields the user set in this session: an arch switch keeps them
+    this.notes = { arch: form.querySelector("#arch-note"), norm: form.querySelector("#norm-note") };
     this.urlTimer = null;
     this.urlParts = []; // other state kept in the URL beside the config (compare mode, the view)
 
@@ -116,6 +123,7 @@ export class Controls {
 
   /** Set config fields as if the user had: the form, the URL and every listener follow. */
   setFields(values) {
+    for (const name of Object.keys(values)) this.touched.add(name);
     this.writeConfig(values);
     for (const name of Object.keys(values)) this.clearErrors(name);
     this.changed(Object.keys(values).join(","));
@@ -126,6 +134,14 @@ export class Controls {
     const { presetId, overrides } = configFromQuery(search, this.schema);
     const known = presetId && this.presets.has(presetId);
     this.selectPreset(known ? presetId : this.defaultPreset, { writeUrl: false });
+    if (overrides.arch in ARCHS && overrides.arch !== this.arch) {
+      // A link that names another architecture: the fields it leaves out follow that architecture,
+      // as the server's defaults do; the fields it names stay as they are.
+      const { values } = switchArch(this.schema, this.readConfig(), this.arch, overrides.arch, {
+        preset: this.preset, keep: new Set(Object.keys(overrides)),
+      });
+      this.writeConfig(values);
+    }
     this.writeConfig(overrides);
     this.refreshEdited();
     this.writeUrlNow();
@@ -136,6 +152,9 @@ export class Controls {
     const preset = this.presets.get(id);
     if (!preset) return;
     this.presetSelect.value = id;
+    this.touched.clear(); // a preset is a whole config: nothing in it was set by hand
+    this.showNote("arch", "");
+    this.showNote("norm", "");
     this.writeConfig({ ...defaultsFromSchema(this.schema), ...preset.config });
     this.story.summary.textContent = preset.summary;
     this.story.look.textContent = preset.look_for;
@@ -185,6 +204,12 @@ export class Controls {
       if (name === "depth") this.depthRange.value = element.value;
       if (name === "lr") this.syncLrRange();
     }
+    if ("arch" in config) this.showArch();
+  }
+
+  /** The architecture the form shows (mlp when its value is unknown). */
+  get chosenArch() {
+    return archOf({ arch: this.form.elements.namedItem("arch")?.value });
   }
 
   get learningRate() {
@@ -194,6 +219,7 @@ export class Controls {
 
   /** Move the learning rate one notch up (+1) or down (−1) the log scale. */
   nudgeLearningRate(direction) {
+    this.touched.add("lr");
     const lr = stepNotch(this.lrSteps, this.learningRate, direction);
     this.lrInput.value = String(lr);
     this.syncLrRange();
@@ -203,10 +229,18 @@ export class Controls {
   }
 
   /** Pick a norm by its position in the schema's list (0-based), as the 1–5 keys do; false when
-   *  there is no such choice. */
+   *  there is no such choice. A norm the architecture does not take is explained, not picked. */
   selectNorm(index) {
     const choices = this.schema.properties.norm.enum;
     if (index < 0 || index >= choices.length) return false;
+    const offered = normsFor(this.schema, this.arch);
+    if (!offered.includes(choices[index])) {
+      const keys = offered.map((norm) => `${choices.indexOf(norm) + 1} ${NORM_WORDS[norm].replace(/ norm$/, "").toLowerCase()}`);
+      this.showNote("norm", `${NORM_WORDS[choices[index]]} is not offered for ${ARCHS[this.arch].name}; keys ${keys.join(", ")}.`);
+      return true;
+    }
+    this.touched.add("norm");
+    this.showNote("norm", "");
     this.writeConfig({ norm: choices[index] });
     this.clearErrors("norm");
     this.changed("norm");
@@ -221,7 +255,8 @@ export class Controls {
     let first = null;
     for (const error of errors ?? []) {
       const slot = this.form.querySelector(`[data-error-for="${CSS.escape(error.field)}"]`);
-      if (!slot) { unplaced.push(error); continue; }
+      // A field the architecture hides (it does not read it) has its error in the alert instead.
+      if (!slot || slot.parentElement.closest("[hidden]")) { unplaced.push(error); continue; }
       slot.textContent = error.message;
       slot.hidden = false;
       for (const input of this.inputsOf(error.field)) input.setAttribute("aria-invalid", "true");
@@ -261,8 +296,41 @@ export class Controls {
       this.syncLrRange();
     }
     if (!field || !(field in this.schema.properties)) return;
+    this.touched.add(field);
+    this.showNote("norm", "");
+    if (field === "arch") {
+      this.switchArch();
+    } else {
+      this.showNote("arch", "");
+    }
     this.clearErrors(field);
     this.changed(field);
+  }
+
+  /** The user picked another architecture: fields follow it (arch.js, switchArch), the form
+   *  shows what it reads, and what had to change is said under the buttons. */
+  switchArch() {
+    const to = this.chosenArch;
+    const from = this.arch ?? to;
+    if (to === from) return;
+    const { values, notes } = switchArch(this.schema, { ...this.readConfig(), arch: from }, from, to, {
+      preset: this.preset, touched: this.touched,
+    });
+    this.writeConfig(values);
+    for (const name of Object.keys(values)) this.clearErrors(name);
+    this.showNote("arch", notes.join(" "));
+  }
+
+  showArch() {
+    this.arch = this.chosenArch;
+    this.archForm.show(this.arch);
+  }
+
+  showNote(which, text) {
+    const note = this.notes[which];
+    if (!note || note.textContent === text) return;
+    note.textContent = text;
+    note.hidden = !text;
   }
 
   changed(field) {

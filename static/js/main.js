@@ -8,6 +8,9 @@ import { Alerts, StatusLine } from "./status.js";
 import { SweepPanel } from "./sweep.js";
 import { NEEDS, Views, viewForPreset } from "./views.js";
 import { installKeyboard } from "./keyboard.js";
+import { entryLabel, lastEntryLabel, rowsCaption } from "./arch.js";
+import { ArchDiagram } from "./diagram.js";
+import { AccuracyReadout } from "./accuracy.js";
 import { RidgeChart } from "./charts/ridge.js";
 import { RidgePair } from "./charts/ridgepair.js";
 import { BandChart } from "./charts/band.js";
@@ -71,6 +74,8 @@ function ridgePair(prefix, values, options = {}) {
 }
 
 const ridge = ridgePair("ridge", "pre");
+const diagram = new ArchDiagram(byId("arch-diagram"));
+const accuracy = new AccuracyReadout(byId("acc-readout"));
 const band = new BandChart(byId("chart-band"));
 const health = new HealthChart(byId("chart-health"), byId("nonfinite"));
 const sideCharts = [band, new LossChart(byId("chart-loss")), health];
@@ -189,6 +194,7 @@ let framePending = false;  // a frame arrived since the last render
 
 const loop = new RenderLoop(ridge, [...sideCharts, ...panelCharts], (drewFrame) => {
   status.render();
+  accuracy.render();
   const empty = ridge.frame === null;
   if (ridgeEmpty.hidden === empty) ridgeEmpty.hidden = !empty;
   // With a panel covering the ridge plot, a frame counts as shown once the page has drawn.
@@ -210,6 +216,8 @@ function resetCharts(run) {
   byId("health-measures").textContent = second ? `${first} (solid), ${second} (faded)` : first;
   refreshTitles();
   refreshNotes();
+  accuracy.reset(run);
+  byId("ridge-subtitle").textContent = rowsCaption(run);
   loop.flush();
 }
 
@@ -267,8 +275,10 @@ function refreshNotes() {
     }
   }
   const batchNorm = configs.some((config) => config.norm === "batch");
+  const noBatchNorm = configs.length && configs.every((config) => config.arch === "transformer"); // token-level norms only
   setNote(byId("note-eval"), configs.length && !batchNorm
-    ? "Batch statistics and running averages need batch norm in A or B: press 2 (batch norm), or compare (C)."
+    ? (noBatchNorm ? "Batch statistics and running averages need batch norm, which the transformer does not take."
+      : "Batch statistics and running averages need batch norm in A or B: press 2 (batch norm), or compare (C).")
     : "");
   for (const element of document.querySelectorAll("[data-config]")) {
     const value = (configs[0] ?? form)[element.dataset.config];
@@ -345,6 +355,7 @@ function refreshMirrors() {
 
 player.onChange(refreshButtons);
 controls.onChange((config, field) => {
+  diagram.show(config);
   if (field === "preset") {
     const preset = controls.preset;
     compare.setFromPreset(preset?.compare ?? null, { emit: false });
@@ -431,8 +442,8 @@ driftLayer.addEventListener("change", () => { waterfall.select(Number(driftLayer
 
 function fillLayerMenu(select, layers, onSelect) {
   const chosen = Number(select.value);
-  const options = [new Option(`last layer (${layers.length})`, "-1")];
-  layers.forEach((_, i) => options.push(new Option(`layer ${i + 1}`, String(i))));
+  const options = [new Option(lastEntryLabel(layers), "-1")];
+  layers.forEach((name, i) => options.push(new Option(entryLabel(name, i), String(i))));
   select.replaceChildren(...options);
   select.value = chosen < layers.length ? String(chosen) : "-1";
   onSelect(Number(select.value));
@@ -510,6 +521,7 @@ socket.on("frame", (message) => {
   // History charts record every frame (test accuracy comes in a few frames only); drawing waits.
   for (const chart of frameCharts) chart.update(message);
   status.update(message);
+  accuracy.update(message);
   requestRender();
 });
 
@@ -561,6 +573,7 @@ compare.loadFromQuery(search);
 views.loadFromQuery(search);
 controls.writeUrlNow();
 refreshMirrors();
+diagram.show(controls.readConfig());
 if (unknownPreset) alerts.show("preset", "Unknown preset:", `“${unknownPreset}”; showing the default instead.`);
 resetCharts(null);
 refreshButtons();
@@ -590,4 +603,7 @@ window.shiftscope = Object.freeze({
   get sweeping() { return player.sweeping && player.active; },
   /** Points (or cells, or bars) each chart of a panel holds: what it has to draw. */
   panelPoints(name) { return (panels[name]?.charts ?? []).map((chart) => chart.points ?? null); },
+  /** Each chart's recent draws, by element id: [[performance.now() at the end, ms], ...]
+   *  (bench/bench_page.py reports their medians). */
+  renderTimings() { return loop.recentTimings(); },
 });

@@ -23,27 +23,9 @@ export const NEEDS = Object.freeze({
   },
 });
 
-/** Presets that tell their story in one panel. Presets carry no view of their own (see the
- *  report on the protocol), so the rest is inferred from what the preset switches on. */
-const PRESET_VIEWS = Object.freeze({
-  gradients: "gradients",
-  "santurkar-ics": "ics",
-  "noisy-bn": "drift",
-  landscape: "landscape",
-  "bn-eval": "eval",
-  "small-batch": "eval",
-  "lr-sweep": "sweep",
-});
-
+/** The view a preset tells its story in: the server names it (`preset.view`). */
 export function viewForPreset(preset) {
-  if (!preset) return DEFAULTS.initial;
-  if (PRESET_VIEWS[preset.id]) return PRESET_VIEWS[preset.id];
-  const config = preset.config ?? {};
-  if (preset.sweep_lrs) return "sweep";
-  if (config.ics_every > 0) return "ics";
-  if (config.landscape_every > 0) return "landscape";
-  if (config.test_shift || (config.test_scale ?? 1) !== 1 || config.eval_batch_size) return "eval";
-  return DEFAULTS.initial;
+  return preset?.view ?? DEFAULTS.initial;
 }
 
 export class Views {

@@ -1,7 +1,13 @@
-// The main chart: every layer's histogram on ONE Plotly axis, as a ridge plot. Layer 1 sits at
-// the top and the deepest layer at the bottom, each a filled step line offset by one unit, so
-// a shared x-axis shows drift as sliding and widening (one axis renders ~6× faster than one
-// subplot per layer). Colour darkens with depth.
+// The main chart: every layer's histogram on ONE axis, as a ridge plot. Layer 1 sits at the top
+// and the deepest layer at the bottom, each a filled step line offset by one unit, so a shared
+// x-axis shows drift as sliding and widening. Colour darkens with depth.
+//
+// Plotly draws the chart's frame (axes, ticks, the shaded guides, notes), and only when the frame
+// changes; the ridges themselves are drawn on a canvas laid exactly over Plotly's plot area, in
+// the same colours, fills and 2 px outlines. Plotly redraws the whole chart (axes, ticks, shapes)
+// on any data change: 35-65 ms per frame at 24 layers on the 2-core dev box, whatever the number
+// of traces, so the page drew ~8-12 frames/s; the canvas draws the outlines in ~1 ms
+// (bench/bench_page.py measures both).
 
 import { PALETTE, PLOT_CONFIG, axis, baseLayout, depthRamp, emptyLayout, rgba, sizeOf } from "./theme.js";
 import { formatValue } from "./format.js";
@@ -11,7 +17,7 @@ const DEFAULTS = Object.freeze({
   values: "pre",      // "pre": input to the nonlinearity; "post": its output
   xMode: "shared",    // "shared": true values on one axis; "layer": each layer in its own std units
   peak: 1.45,         // a ridge's tallest bin, in ridge spacings (overlap gives the ridge look)
-  maxTraces: 12,      // deeper nets draw two or more neighbouring layers per Plotly trace
+  lineWidth: 2,       // outline width, CSS px
   fillWhite: 0.72,    // fill = the layer colour mixed with this much white, opaque
   offNote: () => "not measured in this run", // (config) => the note on frames without these histograms
 });
@@ -83,6 +89,15 @@ export class RidgeChart {
   /** `labels`: element beside the plot for each layer's range; `axisTitle`: the x-axis caption. */
   constructor(element, { labels, axisTitle, ...options } = {}) {
     this.element = element;
+    // The ridges' canvas: a sibling laid over Plotly's plot area (Plotly owns the element's children).
+    this.canvas = document.createElement("canvas");
+    this.canvas.className = "ridge-canvas";
+    this.canvas.setAttribute("aria-hidden", "true");
+    element.after(this.canvas);
+    this.canvasGeometry = "";
+    this.frameKey = null; // what Plotly last drew the frame for (see drawFrame)
+    // What the canvas shows: each layer's outline, in data units (tests read it as Plotly's gd.data).
+    element.outlines = [];
     this.labels = labels;
     this.axisTitle = axisTitle;
     this.labelSpans = [];
@@ -112,8 +127,10 @@ export class RidgeChart {
     this.layers = run?.layers ?? [];
     this.activation = run?.config?.activation ?? null;
     this.config = run?.config ?? null;
-    this.perTrace = Math.max(1, Math.ceil(this.layers.length / this.options.maxTraces));
-    this.colors = depthRamp(Math.max(1, Math.ceil(this.layers.length / this.perTrace)), this.ramp);
+    this.colors = depthRamp(Math.max(1, this.layers.length), this.ramp).map((color) => ({
+      line: rgba(color),
+      fill: rgba(color.map((c) => Math.round(c + (255 - c) * this.options.fillWhite))),
+    }));
     this.frame = null;
     // A new run keeps the x-axis (it still shrinks, slowly): right after switching to batch norm
     // the new, narrow distributions are seen on the old run's wide axis. Reset clears it.
@@ -173,38 +190,81 @@ export class RidgeChart {
     if (!this.dirty) return false;
     this.dirty = false;
     const count = this.layers.length;
-    const frameLayers = this.frame?.layers ?? [];
-    // One trace per layer up to `maxTraces`; deeper nets share a trace between neighbouring
-    // layers (null-separated, each outline filled on its own). Plotly's cost grows with the
-    // number of traces far more than with the number of points.
-    const perTrace = this.perTrace;
-    const traces = [];
+    const outlines = [];
     const labels = [];
     let lo = Infinity;
     let hi = -Infinity;
-    let x = [];
-    let y = [];
-    frameLayers.forEach((layer, i) => {
+    for (const [i, layer] of (this.frame?.layers ?? []).entries()) {
       const histogram = layer[this.values];
       const outline = ridgeOutline(histogram, count - 1 - i, this.options.peak, this.transformFor(histogram));
       if (outline.x.length) {
         lo = Math.min(lo, outline.x[0]);
         hi = Math.max(hi, outline.x[outline.x.length - 1]);
-        if (x.length) { x.push(null); y.push(null); }
-        x = x.concat(outline.x);
-        y = y.concat(outline.y);
       }
+      outlines.push(outline);
       labels.push(this.rangeLabel(histogram));
-      if ((i + 1) % perTrace === 0 || i === frameLayers.length - 1) {
-        traces.push(this.trace(x, y, this.colors[Math.floor(i / perTrace)] ?? this.colors.at(-1)));
-        x = [];
-        y = [];
-      }
-    });
-    const range = xRange === undefined ? this.fitRange(lo, hi) : xRange;
-    Plotly.react(this.element, traces, this.layout(count, range), PLOT_CONFIG);
+    }
+    const range = (xRange === undefined ? this.fitRange(lo, hi) : xRange) ?? [-1, 1];
+    this.drawFrame(count, range);
+    this.drawOutlines(outlines, range);
     this.showLabels(labels);
     return this.frame !== null;
+  }
+
+  /** Plotly draws the axes, ticks, guides and notes: only when one of them changes (a new x
+   *  range, size, mode or run), never for new data alone. */
+  drawFrame(count, range) {
+    const { width, height } = sizeOf(this);
+    const state = this.frame === null ? "empty" : this.off ? `off:${this.options.offNote(this.config)}` : "data";
+    const key = [count, range[0], range[1], width, height, this.margin.l, this.values, this.xMode,
+      this.activation, this.labelEvery(), state].join("|");
+    if (key === this.frameKey) return;
+    this.frameKey = key;
+    Plotly.react(this.element, [], this.layout(count, range), PLOT_CONFIG);
+  }
+
+  /** Each layer's filled outline on the canvas over the plot area, layer 1 first so that every
+   *  deeper ridge overlaps the one above it. */
+  drawOutlines(outlines, [x0, x1]) {
+    const { width, height } = sizeOf(this);
+    const margin = this.margin;
+    // Plotly's plot area: whole pixels, inside the margins of a layout at least 10 px wide.
+    const plotWidth = Math.max(1, Math.round(Math.max(width, 10)) - margin.l - margin.r);
+    const plotHeight = Math.max(1, Math.round(Math.max(height, 10)) - margin.t - margin.b);
+    const scale = window.devicePixelRatio || 1;
+    const canvas = this.canvas;
+    const geometry = `${margin.l}:${margin.t}:${plotWidth}:${plotHeight}:${scale}`;
+    if (geometry !== this.canvasGeometry) {
+      this.canvasGeometry = geometry;
+      canvas.width = Math.round(plotWidth * scale);
+      canvas.height = Math.round(plotHeight * scale);
+      Object.assign(canvas.style, {
+        left: `${margin.l}px`, top: `${margin.t}px`, width: `${plotWidth}px`, height: `${plotHeight}px`,
+      });
+    }
+    const context = canvas.getContext("2d");
+    context.setTransform(1, 0, 0, 1, 0, 0);
+    context.clearRect(0, 0, canvas.width, canvas.height);
+    this.element.outlines = outlines.filter((outline) => outline.x.length);
+    if (this.frame === null || this.off) return;
+    const [y0, y1] = this.yRange();
+    const kx = (plotWidth * scale) / (x1 - x0);
+    const ky = (plotHeight * scale) / (y1 - y0);
+    // Far outside the canvas (a diverged twin's 1e35) is as good as just outside it.
+    const px = (x) => Math.min(Math.max((x - x0) * kx, -1e5), 1e5);
+    const py = (y) => Math.min(Math.max((y1 - y) * ky, -1e5), 1e5);
+    context.lineWidth = this.options.lineWidth * scale;
+    outlines.forEach(({ x, y }, i) => {
+      if (!x.length) return;
+      context.beginPath();
+      context.moveTo(px(x[0]), py(y[0]));
+      for (let k = 1; k < x.length; k++) context.lineTo(px(x[k]), py(y[k]));
+      const color = this.colors[i] ?? this.colors.at(-1);
+      context.fillStyle = color.fill;
+      context.fill(); // closes the outline along its baseline; the stroke leaves the baseline out
+      context.strokeStyle = color.line;
+      context.stroke();
+    });
   }
 
   /** Put each layer's range beside its ridge; text and positions change only when they must. */
@@ -255,20 +315,6 @@ export class RidgeChart {
     const mean = histogram?.mean ?? 0;
     const std = histogram?.std > 0 ? histogram.std : 1;
     return (x) => (x - mean) / std;
-  }
-
-  trace(x, y, color) {
-    const fill = color.map((c) => Math.round(c + (255 - c) * this.options.fillWhite));
-    return {
-      type: "scatter",
-      mode: "lines",
-      x,
-      y,
-      fill: "toself",
-      fillcolor: rgba(fill),
-      line: { color: rgba(color), width: 2, simplify: false },
-      hoverinfo: "skip",
-    };
   }
 
   /** A layer's true value range, as the label beside its ridge. */

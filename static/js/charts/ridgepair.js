@@ -13,6 +13,7 @@ export class RidgePair {
     this.cells = cells;
     this.host = host;
     this.hidden = false; // another view covers the stage: draw nothing, stay dirty
+    this.drawsEveryFrame = true; // ridges are drawn on a canvas (~1 ms): no turn-taking (loop.js)
     this.reset(null);
   }
 
