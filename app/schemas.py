@@ -127,9 +127,10 @@ class RunConfig(BaseModel):
 RESIDUAL_ARCHS = ("resmlp", "transformer")
 # Fields whose default depends on the architecture (a field the client sent is never changed).
 ARCH_DEFAULTS: dict[str, dict[str, Any]] = {
+    "mlp": {"norm_position": "before"},
     "resmlp": {"norm_position": "pre"},
     "transformer": {"norm_position": "pre", "activation": "gelu", "optimizer": "adam", "lr": 3e-3},
-    "cnn": {"depth": 3, "width": 16, "activation": "relu"},
+    "cnn": {"depth": 3, "width": 16, "activation": "relu", "norm_position": "before"},
 }
 ARCH_NORMS = {
     "mlp": ("none", "batch", "layer", "group", "rms"),
@@ -307,8 +308,14 @@ def parse_twin_configs(
             for name in locked
         ]
         raise ProtocolError("invalid_config", _summary(errors), errors)
-    # B starts from what A's client sent, so B's architecture picks its own defaults.
-    second = parse_run_config({**first.model_dump(exclude_unset=True), **compare}, prefix="compare.")
+    # B starts from what A's client sent. When B is another architecture, the fields whose
+    # default depends on the architecture take B's defaults unless `compare` names them.
+    base = first.model_dump(exclude_unset=True)
+    other_arch = compare.get("arch", first.arch)
+    if other_arch != first.arch and other_arch in ARCH_DEFAULTS:
+        for name in {*ARCH_DEFAULTS[first.arch], *ARCH_DEFAULTS[other_arch]}:
+            base.pop(name, None)
+    second = parse_run_config({**base, **compare}, prefix="compare.")
     return first, second
 
 
@@ -383,4 +390,14 @@ def config_schema() -> dict[str, Any]:
     schema["x-arch-defaults"] = ARCH_DEFAULTS
     schema["x-arch-norms"] = {arch: list(norms) for arch, norms in ARCH_NORMS.items()}
     schema["x-arch-max-depth"] = ARCH_MAX_DEPTH
+    schema["x-arch-max-width"] = {"cnn": CNN_MAX_WIDTH}
+    # Values an architecture requires (anything else is refused).
+    schema["x-arch-fixed"] = {
+        "cnn": {"dataset": "digits"},
+        "transformer": {
+            "noisy_norm": False,
+            "test_shift": _DEFAULT.test_shift,
+            "test_scale": _DEFAULT.test_scale,
+        },
+    }
     return schema

@@ -25,7 +25,7 @@ from app.instruments import (
 from app.model import BatchNorm, NoisyShift
 from app.networks import Network, build_network, load_data
 from app.objective import IGNORE, accuracy, correct_and_scored, cross_entropy
-from app.probes import ActivationProbe, BatchNormProbe, Histogram, LayerStats, histogram_of
+from app.probes import ActivationProbe, BatchNormProbe, Histogram, LayerStats, histograms_of
 from app.spec import RunSpec
 
 Outcome = Literal["done", "stopped", "diverged"]
@@ -222,12 +222,12 @@ class Trainer:
         readings: dict[str, dict[str, Any]] = {}
         if extras is not None:
             saved = {name: w.detach().clone() for name, w in self._weights.items()}
-            for name, w in self._weights.items():
-                grad = w.grad if w.grad is not None else torch.zeros_like(w)  # unused: no gradient
-                readings[name] = {
-                    "weight_grad": histogram_of(grad, spec.bins)[0],
-                    "grad_norm": grad.norm().item(),
-                }
+            # An unused weight has no gradient: zeros. All weights at once: a few ops per shape.
+            grads = [w.grad if w.grad is not None else torch.zeros_like(w) for w in self._weights.values()]
+            hists = histograms_of(grads, spec.bins)
+            norms = torch.stack([grad.norm() for grad in grads]).tolist() if grads else []  # one sync
+            for name, (hist, _), norm in zip(self._weights, hists, norms, strict=True):
+                readings[name] = {"weight_grad": hist, "grad_norm": norm}
         self.optimizer.step()
         if extras is not None:
             with torch.no_grad():

@@ -74,7 +74,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywher
 
 from app.probes import ActivationProbe  # noqa: E402
 from app.runner import Outbox, encode  # noqa: E402
-from app.spec import Activation, Dataset, Norm, Optimizer, RunSpec  # noqa: E402
+from app.spec import Activation, Arch, Dataset, Norm, Optimizer, RunSpec  # noqa: E402
 from app.training import Trainer  # noqa: E402
 
 NEVER = 10**12  # a step count no measurement reaches: emit_every / eval_every / steps "off"
@@ -226,9 +226,13 @@ class Row:
 
 def bench_size(args: argparse.Namespace, depth: int, width: int, log: Callable[[str], None]) -> Row:
     base = RunSpec(
+        arch=args.arch,
+        # residual blocks take their norm inside the block: pre-norm, as the page's default
+        norm_position="pre" if args.arch in ("resmlp", "transformer") else "before",
         dataset=args.dataset,
         depth=depth,
         width=width,
+        d_model=width if args.arch == "transformer" else RunSpec.d_model,
         activation=args.activation,
         norm=args.norm,
         optimizer=args.optimizer,
@@ -350,6 +354,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     p.add_argument("--depths", type=parse_ints, default=[4, 12, 24], help="hidden layers, comma-separated")
     p.add_argument("--widths", type=parse_ints, default=[64, 256], help="units per layer, comma-separated")
+    p.add_argument("--arch", default=RunSpec.arch, choices=get_args(Arch), help="transformer: width=d_model")
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--activation", default="relu", choices=get_args(Activation))
     p.add_argument("--norm", default="none", choices=get_args(Norm))
@@ -385,6 +390,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     started = time.perf_counter()
     rows = [bench_size(args, d, w, log) for d in args.depths for w in args.widths]
     config = {
+        "arch": args.arch,
         "batch": args.batch,
         "activation": args.activation,
         "norm": args.norm,

@@ -166,3 +166,17 @@ def test_ics_skips_nothing_and_leaves_the_transformer_untouched() -> None:
     assert frames[-1].loss == plain[-1].loss, "the extra passes must not change training"
     for a, b in zip(trainer.model.parameters(), again.model.parameters(), strict=True):
         assert torch.equal(a, b)
+
+
+def test_twin_b_on_another_architecture_takes_its_defaults_unless_compare_names_them() -> None:
+    # The page sends every field; A's mlp placement must not follow B into the transformer.
+    full_a = {**RunSpec().__dict__, "norm": "layer"}
+    _, b = parse_twin_configs(full_a, {"arch": "transformer"})
+    assert b is not None and (b.arch, b.norm_position, b.activation, b.optimizer) == (
+        "transformer",
+        "pre",
+        "gelu",
+        "adam",
+    )
+    _, b = parse_twin_configs(full_a, {"arch": "transformer", "norm_position": "post", "lr": 0.01})
+    assert b is not None and (b.norm_position, b.lr, b.norm) == ("post", 0.01, "layer")

@@ -51,3 +51,21 @@ def test_instrument_bench_quick_json() -> None:
     assert {"all off", "probe_gradients", "ics_every=10", "landscape_every=20", "compare (A+B)"} <= set(rows)
     assert rows["all off"]["percent_of_off"] == 100.0
     assert all(row["steps_per_s"] > 0 for row in rows.values())
+
+
+def test_architecture_bench_quick_json() -> None:
+    report = run_script_json(
+        ROOT / "bench" / "bench_architectures.py",
+        "--quick",
+        "--json",
+        "--presets",
+        "resmlp-pre-post",
+        "transformer-one-token",
+        timeout=300,
+    )
+    rows = {row["preset"]: row for row in report["rows"]}
+    assert set(rows) == {"resmlp-pre-post", "transformer-one-token"}
+    assert rows["transformer-one-token"]["arch"] == "transformer"
+    for row in rows.values():
+        assert row["a_steps_s"] > 0 and row["b_steps_s"] > 0 and row["twins_steps_s"] > 0
+        assert row["to_effect_s"] >= 0

@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 import torch
 
-from app.model import build_model
-from app.probes import ActivationProbe, dead_fraction, histogram_of, saturated_fraction
+from app.cnn import build_cnn
+from app.model import Tap, build_model
+from app.probes import (
+    GELU_DEAD_BELOW,
+    MAX_SUMMARY_VALUES,
+    SATURATION_FRACTION,
+    ActivationProbe,
+    dead_fraction,
+    histogram_of,
+    histograms_of,
+    saturated_fraction,
+)
 from app.spec import RunSpec
+from app.training import Trainer
 
 DISTRIBUTIONS = {
     "normal": lambda g: torch.randn(128, 64, generator=g),
@@ -105,8 +118,6 @@ def test_probe_sees_the_activation_input_and_output() -> None:
 
 
 def test_wide_layers_are_summarised_from_their_first_examples() -> None:
-    from app.probes import MAX_SUMMARY_VALUES
-
     model = build_model(RunSpec(depth=1, width=256, activation="relu"), 2, 2)
     probe = ActivationProbe(model.taps())
     x = torch.randn(128, 2)
@@ -120,3 +131,200 @@ def test_wide_layers_are_summarised_from_their_first_examples() -> None:
     assert layer.pre == histogram_of(pre[:rows], 32)[0]
     # the fractions still see the whole batch
     assert layer.dead == dead_fraction("relu", pre, torch.relu(pre))
+
+
+def _mixed_rows(g: torch.Generator) -> list[torch.Tensor]:
+    """Tensors of several sizes, shapes and dtypes: plain, wide, tight, shifted, constant, non-finite."""
+    with_nan = torch.randn(32, 16, generator=g)
+    with_nan[3, 5] = float("nan")
+    with_inf = torch.randn(512, generator=g) * 3
+    with_inf[7], with_inf[9] = float("inf"), -float("inf")
+    nothing_finite = torch.full((512,), float("nan"))
+    return [
+        torch.randn(32, 16, generator=g),  # 512 values, as every tensor of the first group
+        torch.randn(32, 16, generator=g) * 500,  # wide
+        torch.randn(512, generator=g) * 1e-4 + 3,  # tight
+        torch.randn(16, 32, generator=g) * 40 + 250,  # shifted
+        torch.relu(torch.randn(512, generator=g)),  # half exact zeros (a ReLU's output)
+        torch.zeros(512),  # constant: histogram_of's tiny range around it
+        (torch.rand(512, generator=g) + 1) * 1e-20,  # a range too narrow to bin: widened as a constant
+        with_nan,
+        with_inf,
+        nothing_finite,
+        torch.round(torch.randn(512, generator=g) * 4) / 4,  # many ties, values on bin edges
+        torch.randn(100, generator=g),  # other lengths, a group of their own
+        torch.randn(100, generator=g).double() * 7,  # float64 in, summarised in float32 as histogram_of
+        torch.randn(64, 24, generator=g).t(),  # not contiguous
+        torch.randn(2, generator=g),
+        torch.randn(1, generator=g),
+        torch.randn(4096, generator=g).exp(),  # skewed, long right tail
+    ]
+
+
+@pytest.mark.parametrize("bins", [8, 40, 64, 256])
+def test_histograms_of_equals_histogram_of_tensor_by_tensor(bins: int) -> None:
+    tensors = _mixed_rows(torch.Generator().manual_seed(bins))
+    assert histograms_of(tensors, bins) == [histogram_of(t, bins) for t in tensors]
+
+
+@pytest.mark.parametrize("bins", [8, 40, 64])
+def test_histograms_of_matches_numpy(bins: int) -> None:
+    tensors = _mixed_rows(torch.Generator().manual_seed(100 + bins))
+    for values, (hist, nonfinite) in zip(tensors, histograms_of(tensors, bins), strict=True):
+        ref = values.float().double().numpy().ravel()
+        assert nonfinite == int((~np.isfinite(ref)).sum())
+        ref = ref[np.isfinite(ref)]
+        assert hist.n == ref.size == sum(hist.counts)
+        if ref.size == 0:
+            assert hist.mean is None and hist.counts == [0] * bins
+            continue
+        assert hist.lo <= ref.min() and hist.hi >= ref.max()
+        if (hist.lo, hist.hi) == (ref.min(), ref.max()):
+            expected, _ = np.histogram(ref, bins=bins, range=(hist.lo, hist.hi))
+            assert np.abs(np.array(hist.counts) - expected).sum() <= 4  # float32 edges vs float64 ones
+        else:  # widened around a (near-)constant: the middle edge, on the values, may go either way
+            assert hist.counts[bins // 2 - 1] + hist.counts[bins // 2] == ref.size
+        np.testing.assert_allclose(
+            [hist.p15, hist.p50, hist.p85], np.percentile(ref, [15, 50, 85]), rtol=1e-5, atol=1e-6
+        )
+        assert hist.mean == pytest.approx(ref.mean(), rel=1e-5, abs=1e-6)
+        assert hist.std == pytest.approx(ref.std(), rel=1e-4, abs=1e-6)
+
+
+@pytest.mark.parametrize("bins", [8, 40, 64])
+def test_histograms_of_bins_as_torch_histc_on_and_beside_every_edge(bins: int) -> None:
+    g = torch.Generator().manual_seed(bins)
+    rows = []
+    for lo, hi in [(0.0, 1.0), (-3.7, 11.3), (250.0, 250.001), (-1e-3, 0.0)]:
+        edges = torch.linspace(lo, hi, bins + 1)  # exactly where torch.histc's bins meet
+        beside = [edges, torch.nextafter(edges, edges - 1), torch.nextafter(edges, edges + 1)]
+        inside = torch.cat(beside + [torch.empty(200).uniform_(lo, hi, generator=g)])
+        rows.append(inside.clamp(edges[0], edges[-1]))  # x == hi must land in the last bin
+    for values, (hist, _) in zip(rows, histograms_of(rows, bins), strict=True):
+        expected = torch.histc(values, bins, hist.lo, hist.hi).to(torch.int64).tolist()
+        assert (hist.lo, hist.hi) == (values.min().item(), values.max().item())
+        assert hist.counts == expected
+
+
+def _fractions_as_first_written(
+    activation: str | None, pre: torch.Tensor, post: torch.Tensor
+) -> tuple[float, float]:
+    """Saturated and dead fractions as masks over the whole batch, one mean and one sync each."""
+    saturated = dead = 0.0
+    if activation == "sigmoid":
+        saturated = (post * (1 - post) < SATURATION_FRACTION * 0.25).float().mean().item()
+    if activation == "tanh":
+        saturated = (1 - post * post < SATURATION_FRACTION).float().mean().item()
+    if activation == "relu":
+        dead = (post.flatten(1) == 0).all(dim=0).float().mean().item()
+    if activation == "gelu":
+        dead = (pre.flatten(1) < GELU_DEAD_BELOW).all(dim=0).float().mean().item()
+    return saturated, dead
+
+
+def _by_hand(taps: list[Tap], model: torch.nn.Module, x: torch.Tensor, bins: int) -> list[dict[str, object]]:
+    """What collect should report for each tap, from hooks of our own and the single-tensor path."""
+    seen: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def keep(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+        inputs[0].retain_grad()
+        seen[id(module)] = (inputs[0], output)
+
+    handles = [tap.module.register_forward_hook(keep) for tap in taps]
+    model.zero_grad()
+    model(x).logsumexp(dim=1).sum().backward()
+    for handle in handles:
+        handle.remove()
+    out = []
+    for tap in taps:
+        pre, post = seen[id(tap.module)]
+        grad = pre.grad
+        assert grad is not None
+        if tap.channels is not None:
+            a, b = tap.channels
+            pre, post, grad = pre[:, a:b], post[:, a:b], grad[:, a:b]
+        pre, post = pre.detach(), post.detach()
+        rows = max(1, MAX_SUMMARY_VALUES // pre[0].numel())
+        pre_hist, pre_bad = histogram_of(pre[:rows], bins)
+        post_hist, post_bad = histogram_of(post[:rows], bins)
+        saturated, dead = _fractions_as_first_written(tap.activation, pre, post)
+        out.append(
+            {
+                "name": tap.name,
+                "pre": pre_hist,
+                "post": post_hist,
+                "nonfinite": pre_bad + post_bad,
+                "saturated": saturated,
+                "dead": dead,
+                "grad": histogram_of(grad[:rows], bins)[0],
+            }
+        )
+    return out
+
+
+def _collected(
+    taps: list[Tap], model: torch.nn.Module, x: torch.Tensor, bins: int
+) -> list[dict[str, object]]:
+    probe = ActivationProbe(taps, capture_grads=True)
+    probe.armed = True
+    model.zero_grad()
+    model(x).logsumexp(dim=1).sum().backward()
+    layers = probe.collect(bins)
+    probe.remove()
+    keys = ("name", "pre", "post", "nonfinite", "saturated", "dead", "grad")
+    return [{key: getattr(layer, key) for key in keys} for layer in layers]
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "tanh", "relu", "gelu"])
+@pytest.mark.parametrize("norm", ["none", "batch"])
+def test_mlp_probe_reports_what_histogram_of_gives_tap_by_tap(activation: str, norm: str) -> None:
+    model = build_model(RunSpec(depth=4, width=96, activation=activation, norm=norm, init="normal"), 64, 10)
+    x = torch.randn(128, 64, generator=torch.Generator().manual_seed(3)) * 2
+    x[:, :40] -= 1.5  # push some units off or into saturation
+    taps = model.taps()
+    assert _collected(taps, model, x, 40) == _by_hand(taps, model, x, 40)
+
+
+@pytest.mark.parametrize("width", [8, 10])  # 10 channels: groups of 2, 2, 2 and 4, so several lengths
+def test_cnn_probe_reports_what_histogram_of_gives_channel_group_by_group(width: int) -> None:
+    model = build_cnn(RunSpec(arch="cnn", depth=3, width=width, activation="relu", norm="batch"), 10)
+    x = torch.rand(64, 64, generator=torch.Generator().manual_seed(width))
+    taps = model.taps()
+    assert len(taps) == 12 and len({tap.module for tap in taps}) == 3
+    assert _collected(taps, model, x, 32) == _by_hand(taps, model, x, 32)
+
+
+def test_probe_of_a_diverging_step_still_reports_what_histogram_of_gives() -> None:
+    model = build_model(RunSpec(depth=3, width=32, activation="relu"), 2, 2)
+    x = torch.randn(64, 2)
+    x[1, 0], x[5, 1] = float("nan"), float("inf")
+    taps = model.taps()
+    collected, by_hand = _collected(taps, model, x, 16), _by_hand(taps, model, x, 16)
+    assert all(layer["nonfinite"] for layer in collected)
+    assert collected == by_hand
+
+
+def test_weight_gradient_histograms_are_histogram_of_each_gradient() -> None:
+    spec = RunSpec(dataset="digits", depth=3, width=16, steps=5, emit_every=5, probe_gradients=True)
+    trainer = Trainer(spec)
+    last = list(trainer.run(threading.Event()))[-1]
+    # Plain SGD: the gradients of the last step are still in .grad.
+    for layer, w in zip(last.layers, trainer.model.hidden_weights, strict=True):
+        assert w.grad is not None
+        assert layer.weight_grad == histogram_of(w.grad, spec.bins)[0]
+        assert layer.grad_norm == w.grad.norm().item()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device: the GPU path is not tested here")
+def test_histograms_of_on_a_gpu_equals_histogram_of_there() -> None:
+    tensors = [t.cuda() for t in _mixed_rows(torch.Generator().manual_seed(5))]
+    for ours, ref in zip(histograms_of(tensors, 40), [histogram_of(t, 40) for t in tensors], strict=True):
+        assert (ours[0].lo, ours[0].hi, ours[0].counts, ours[0].n, ours[1]) == (
+            ref[0].lo,
+            ref[0].hi,
+            ref[0].counts,
+            ref[0].n,
+            ref[1],
+        )
+        for a, b in [(ours[0].p50, ref[0].p50), (ours[0].mean, ref[0].mean), (ours[0].std, ref[0].std)]:
+            assert a == pytest.approx(b, rel=1e-6, abs=1e-7) if b is not None else a is None

@@ -16,13 +16,12 @@ export function isCompare(started) {
   return runsOf(started).length > 1;
 }
 
-/** `started` as one run sees it: that run's config and layers. `started` names A's layers
- *  only; B's follow from its depth (they differ when the twins differ in depth). */
+/** `started` as one run sees it: that run's config and layers. In compare mode the server
+ *  names each run's entries (`layers_by_run`): twins may differ in depth or architecture. */
 export function runView(started, run) {
   if (!started) return null;
   const config = started.configs?.[run] ?? started.config;
-  const sameDepth = config?.depth === started.config?.depth;
-  const layers = sameDepth || !config ? started.layers : Array.from({ length: config.depth }, (_, i) => `layer${i + 1}`);
+  const layers = started.layers_by_run?.[run] ?? started.layers;
   return { ...started, config, layers };
 }
 
