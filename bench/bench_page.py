@@ -227,9 +227,9 @@ def cpu_split(profile: dict, top: int) -> tuple[list[tuple[str, float]], dict[st
     return ranked, dict(buckets)
 
 
-def record_frames(page: Page, url: str, depth: int, count: int) -> list[str]:
+def record_frames(page: Page, url: str, depth: int, count: int, compare: bool = False) -> list[str]:
     """The server's messages for a run at `depth`, from connecting up to its `count`th frame."""
-    page.goto(f"{url}/?{run_query(depth)}")
+    page.goto(f"{url}/?{run_query(depth, compare)}")
     page.evaluate("window.__bench.record(true)")  # the hello came with the page: sent again below
     page.wait_for_function("window.shiftscope !== undefined && window.shiftscope.connected")
     page.click("#btn-play")
@@ -258,13 +258,15 @@ def replay_script(messages: list[str], frames: int, fps: float) -> str:
     return REPLAY_SOCKET.replace("__REPLAY__", json.dumps(data))
 
 
-def run_query(depth: int) -> str:
-    return f"depth={depth}&width=64&activation=tanh&steps=100000&emit_every=5&max_steps_per_s=150"
+def run_query(depth: int, compare: bool = False) -> str:
+    """A tanh run paced to ~30 frames/s; compare mode adds twin B with batch norm."""
+    query = f"depth={depth}&width=64&activation=tanh&steps=100000&emit_every=5&max_steps_per_s=150"
+    return query + ("&b.norm=batch" if compare else "")
 
 
-def measure(page: Page, url: str, depth: int, seconds: float, profile: bool) -> dict:
+def measure(page: Page, url: str, depth: int, seconds: float, profile: bool, compare: bool = False) -> dict:
     """One window of a run at `depth`: rates, per-chart costs and (optionally) a CPU profile."""
-    page.goto(f"{url}/?{run_query(depth)}")
+    page.goto(f"{url}/?{run_query(depth, compare)}")
     page.wait_for_function("window.shiftscope !== undefined && window.shiftscope.connected")
     page.click("#btn-play")
     page.wait_for_function("window.shiftscope.runFrames > 20", timeout=60_000)
@@ -369,6 +371,7 @@ def main() -> None:
         help="record each depth's frames from the server once, then feed them to the page at FPS",
     )
     parser.add_argument("--json", action="store_true", help="also print every row as JSON")
+    parser.add_argument("--compare", action="store_true", help="compare mode: twins A and B (B: batch norm)")
     args = parser.parse_args()
     depths = [int(d) for part in args.depths for d in part.split(",") if d]
     variants: list[tuple[str, Path | None]] = [("current", None)]
@@ -403,7 +406,7 @@ def main() -> None:
             for depth in depths:
                 replay = None
                 if args.replay:
-                    messages = record_frames(live["current"], url, depth, count=60)
+                    messages = record_frames(live["current"], url, depth, count=60, compare=args.compare)
                     replay = replay_script(messages, int((args.seconds + 15) * args.replay), args.replay)
                 for label, directory in variants:
                     pages[(label, depth)] = open_page(directory, replay) if replay else live[label]
@@ -425,7 +428,7 @@ def main() -> None:
                     for label, _directory in variants:
                         page = pages[(label, depth)]
                         page.bring_to_front()
-                        row = measure(page, url, depth, args.seconds, args.profile)
+                        row = measure(page, url, depth, args.seconds, args.profile, args.compare)
                         rows[(label, depth)].append(row)
                         print_row(label, row, width)
                         if row["profile"] is not None:

@@ -17,8 +17,10 @@ from app.presets import PRESETS
 from app.schemas import parse_twin_configs
 from app.training import Snapshot, Trainer
 
+Run = tuple[Trainer, list[Snapshot]]
 
-def _twins(preset_id: str, **changes: Any) -> tuple[tuple[Trainer, list[Snapshot]], tuple[Trainer, list[Snapshot]]]:
+
+def _twins(preset_id: str, **changes: Any) -> tuple[Run, Run]:
     preset = next(p for p in PRESETS if p.id == preset_id)
     a, b = parse_twin_configs({**asdict(preset.spec), "max_steps_per_s": 0, **changes}, preset.compare)
     assert b is not None, "paper presets run in compare mode"
