@@ -67,6 +67,11 @@ def test_transformer_shows_its_fields_streams_blocks_and_generated_accuracy(lab:
     lab.page.wait_for_function("document.getElementById('chart-ridge').outlines.length === 4")
     expect(lab.page.locator("#ridge-subtitle")).to_contain_text("attn_in, resid per block")
     expect(lab.page.locator("#band-layer option[value='3']")).to_have_text("block2.resid")
+    # The ridge's rows are labelled by entry, under a "block" axis title.
+    ticks = "[...document.querySelectorAll('#chart-ridge .ytick text')].map((t) => t.textContent)"
+    lab.page.wait_for_function(f"{ticks}.includes('1 attn')")
+    assert set(lab.page.evaluate(ticks)) <= {"1 attn", "1 resid", "2 attn", "2 resid"}
+    expect(lab.page.locator("#chart-ridge .ytitle")).to_have_text("block")
 
     # Test accuracy comes every eval_every steps; a transformer's frames add the generated one.
     expect(lab.page.locator("#acc-readout")).to_be_visible()

@@ -290,6 +290,7 @@ PURE_HELPERS = """async () => {
   const started = {
     layers: ['layer1', 'layer2'], config: { depth: 2, norm: 'none' }, runs: ['A', 'B'],
     configs: { A: { depth: 2, norm: 'none' }, B: { depth: 3, norm: 'batch' } },
+    layers_by_run: { A: ['layer1', 'layer2'], B: ['layer1', 'layer2', 'layer3'] },
     compare: { norm: 'batch', depth: 3 },
   };
   return {
@@ -329,6 +330,6 @@ def test_pure_helpers(lab: Lab) -> None:
     assert r["labelled"] == [0, 2, 4, 6, 9]  # every other layer, and the last with room before it
     assert r["runOf"] == ["A", "B"]
     assert r["runsOf"] == [[], ["A"], ["A", "B"]]
-    assert r["bLayers"] == 3  # B is deeper than A: its layers follow its own depth
+    assert r["bLayers"] == 3  # B is deeper than A: its entries are its own (layers_by_run)
     assert r["diffs"] == [["norm", "none", "batch"], ["depth", 2, 3]]
     assert lab.errors == []

@@ -59,6 +59,7 @@ const NO_VALUES_SHORT = "NaN/inf only";
 // Fixed margins: no per-frame layout jumps. Compact: half a stage wide, beside its twin.
 const MARGIN = Object.freeze({ l: 58, r: 128, t: 26, b: 28 });
 const COMPACT_MARGIN = Object.freeze({ l: 34, r: 100, t: 26, b: 28 });
+const NAME_CHAR_PX = 7.5; // per character of a row label past the two an MLP's layer numbers take
 const AXIS_TITLES = { pre: "pre-activation", post: "post-activation", grad: "∂L/∂ pre-activation" };
 const LABEL_MIN_PX = 16; // closer rows than this label every other layer (or fewer)
 
@@ -78,11 +79,30 @@ export function labelled(i, count, every) {
   return i % every === 0 && count - 1 - i >= every;
 }
 
-/** Layer numbers on the y-axis (layer 1 at the top), as many as fit. */
-function layerTicks(count, every) {
+/** A row's y-axis label from its entry name: "layer3" → "3", "block3.attn_in" → "3 attn",
+ *  "block3.resid" → "3 resid", "conv2.ch4-7" → "2: 4-7" (the axis title names the unit). */
+export function shortName(name, i) {
+  const match = /^(?:layer|block|conv)(\d+)(?:\.(.+))?$/.exec(name ?? "");
+  if (!match) return String(i + 1);
+  const [, index, part] = match;
+  if (!part) return index;
+  if (part.startsWith("ch")) return `${index}: ${part.slice(2)}`;
+  return `${index} ${part === "attn_in" ? "attn" : part}`;
+}
+
+/** The y-axis title for a run's entries: what one row is. */
+function rowTitle(names) {
+  const first = names[0] ?? "";
+  if (first.startsWith("block")) return "block";
+  if (first.startsWith("conv")) return "conv: channels";
+  return "layer";
+}
+
+/** Row labels on the y-axis (the first entry at the top), as many as fit. */
+function layerTicks(count, every, names = []) {
   const shown = [];
   for (let i = 0; i < count; i++) if (labelled(i, count, every)) shown.push(i);
-  return { tickvals: shown.map((i) => count - 1 - i), ticktext: shown.map((i) => String(i + 1)) };
+  return { tickvals: shown.map((i) => count - 1 - i), ticktext: shown.map((i) => shortName(names[i], i)) };
 }
 
 export class RidgeChart {
@@ -108,13 +128,26 @@ export class RidgeChart {
     this.ramp = this.options.ramp; // colour stops light → dark; undefined: the default blues
     this.sharedRange = new StableRange();
     this.layerRange = new StableRange({ symmetric: true }); // std units: centred on each mean
-    this.margin = MARGIN;
+    this.compact = false;
+    this.margin = null;
+    this.layers = [];
+    this.applyMargin();
     this.reset(null);
   }
 
   /** Half-width layout beside a twin: narrower margins, no "layer" axis title. */
   setCompact(compact) {
-    this.margin = compact ? COMPACT_MARGIN : MARGIN;
+    this.compact = compact;
+    this.applyMargin();
+  }
+
+  /** Margins for the layout and the entry names: "12 resid" needs more room than "12". */
+  applyMargin() {
+    const base = this.compact ? COMPACT_MARGIN : MARGIN;
+    const longest = Math.max(0, ...this.layers.map((name, i) => shortName(name, i).length));
+    const extra = Math.max(0, longest - 2) * NAME_CHAR_PX;
+    if (this.margin?.l === base.l + extra && this.margin?.r === base.r) return;
+    this.margin = { ...base, l: base.l + extra };
     const host = this.labels.parentElement;
     host.style.setProperty("--ridge-l", `${this.margin.l}px`);
     host.style.setProperty("--ridge-r", `${this.margin.r}px`);
@@ -125,6 +158,7 @@ export class RidgeChart {
   /** A new run (the `started` message) or null: clear everything, lay out its layers. */
   reset(run) {
     this.layers = run?.layers ?? [];
+    this.applyMargin();
     this.activation = run?.config?.activation ?? null;
     this.config = run?.config ?? null;
     this.colors = depthRamp(Math.max(1, this.layers.length), this.ramp).map((color) => ({
@@ -217,7 +251,7 @@ export class RidgeChart {
     const { width, height } = sizeOf(this);
     const state = this.frame === null ? "empty" : this.off ? `off:${this.options.offNote(this.config)}` : "data";
     const key = [count, range[0], range[1], width, height, this.margin.l, this.values, this.xMode,
-      this.activation, this.labelEvery(), state].join("|");
+      this.activation, this.labelEvery(), state, this.layers.join(",")].join("|");
     if (key === this.frameKey) return;
     this.frameKey = key;
     Plotly.react(this.element, [], this.layout(count, range), PLOT_CONFIG);
@@ -292,7 +326,7 @@ export class RidgeChart {
     this.labels.toggleAttribute("data-empty", nothing);
     this.axisTitle.hidden = nothing;
     const what = AXIS_TITLES[this.values] ?? this.values;
-    const perLayer = this.margin === COMPACT_MARGIN ? `${what}, std from layer mean` : `${what}, in standard deviations from each layer’s mean`;
+    const perLayer = this.compact ? `${what}, std from layer mean` : `${what}, in standard deviations from each layer’s mean`;
     const title = this.xMode === "layer" ? perLayer : this.values === "grad" ? what : `${what} value`;
     if (this.axisTitle.textContent !== title) this.axisTitle.textContent = title;
   }
@@ -320,17 +354,17 @@ export class RidgeChart {
   /** A layer's true value range, as the label beside its ridge. */
   rangeLabel(histogram) {
     if (!histogram) return "";
-    if (!histogram.n) return this.margin === COMPACT_MARGIN ? NO_VALUES_SHORT : NO_VALUES;
+    if (!histogram.n) return this.compact ? NO_VALUES_SHORT : NO_VALUES;
     if (this.values === "grad") {
       // Gradients straddle 0 and shrink by decades: their largest magnitude is the number to read.
       return `±${formatValue(Math.max(Math.abs(histogram.lo), Math.abs(histogram.hi)))}`;
     }
-    const gap = this.margin === COMPACT_MARGIN ? "…" : " … "; // half a stage wide: every pixel counts
+    const gap = this.compact ? "…" : " … "; // half a stage wide: every pixel counts
     return `${formatValue(histogram.lo)}${gap}${formatValue(histogram.hi)}`;
   }
 
   layout(count, xRange) {
-    const compact = this.margin === COMPACT_MARGIN;
+    const compact = this.compact;
     const annotations = [];
     const bounds = this.values === "post" && this.xMode === "shared" ? OUTPUT_BOUNDS[this.activation] : null;
     const guides = (bounds ?? []).map((x) => ({
@@ -363,12 +397,12 @@ export class RidgeChart {
       yaxis: axis({
         range: this.yRange(),
         tickmode: "array",
-        ...layerTicks(count, this.labelEvery()),
+        ...layerTicks(count, this.labelEvery(), this.layers),
         showgrid: false,
         zeroline: false,
         showline: false,
         ticks: "",
-        title: { text: compact ? "" : "layer", font: { size: 14, color: PALETTE.ink2 }, standoff: 8 },
+        title: { text: compact ? "" : rowTitle(this.layers), font: { size: 14, color: PALETTE.ink2 }, standoff: 8 },
       }),
       shapes: guides,
       annotations,
