@@ -132,8 +132,11 @@ def histograms_of(tensors: Sequence[torch.Tensor], bins: int) -> list[tuple[Hist
     all at once: one sort, one histogram search and three host syncs per matrix instead of ~20 ops
     and ~6 syncs per tensor, which at a frame's sizes cost more than the arithmetic. Rows whose
     ends are not finite or that are (nearly) constant, both rare, are left to `histogram_of`.
+    Results equal histogram_of's bit for bit on one intra-op thread, as runs use; with more, torch
+    splits the sum of a tensor over 32k values, so its mean and std may differ in the last bit.
     """
-    flats = [values.detach().reshape(-1).float() for values in tensors]
+    flats = [values.detach().reshape(-1) for values in tensors]
+    flats = [flat if flat.dtype == torch.float32 else flat.float() for flat in flats]
     groups: dict[tuple[int, torch.device], list[int]] = {}
     for i, flat in enumerate(flats):
         groups.setdefault((flat.numel(), flat.device), []).append(i)
@@ -147,18 +150,20 @@ def histograms_of(tensors: Sequence[torch.Tensor], bins: int) -> list[tuple[Hist
 
 
 def _histogram_rows(rows: torch.Tensor, bins: int) -> list[tuple[Histogram, int] | None]:
-    """`histogram_of` of each row of `rows` (k, n); None for rows it must handle itself."""
+    """`histogram_of` of each row of `rows` (k, n), which it sorts and then overwrites; None for
+    rows it leaves to histogram_of."""
     k, n = rows.shape
     mean = rows.mean(dim=1)  # (k,): the same reduction, in the same order, as histogram_of's
     std = (rows - mean[:, None]).pow_(2).mean(dim=1).sqrt_()  # population std
     if rows.device.type == "cpu":
         # numpy's SIMD sort of 8k floats takes ~25 us; np.partition with the six order
         # statistics the percentiles need falls back to a scalar introselect, ~170 us.
-        ordered = torch.from_numpy(np.sort(rows.numpy(), axis=1))  # (k, n)
+        rows.numpy().sort(axis=1)
+        ordered = rows
     else:
         ordered = torch.sort(rows, dim=1).values
     # Sorted, -inf comes first and NaN or inf last: a row is finite exactly when its ends are.
-    lo_t, hi_t = ordered[:, 0].contiguous(), ordered[:, -1].contiguous()  # (k,)
+    lo_t, hi_t = ordered[:, 0].clone(), ordered[:, -1].clone()  # (k,)
     lows, highs, means, stds = torch.stack([lo_t, hi_t, mean, std]).tolist()
     plain = [
         j
@@ -171,19 +176,19 @@ def _histogram_rows(rows: torch.Tensor, bins: int) -> list[tuple[Histogram, int]
     if g < k:
         keep = torch.tensor(plain, device=rows.device)
         ordered, lo_t, hi_t = ordered[keep], lo_t[keep], hi_t[keep]
-    # torch.histc's binning, in its float32 arithmetic: bin = floor((x - lo) * bins / (hi - lo)),
-    # x == hi in the last bin. The position is monotonic in x, so along a sorted row bin b starts
-    # where the first position >= b stands, and a bin's count is the gap to the next bin's start.
-    position = (ordered - lo_t[:, None]).mul_(bins).div_((hi_t - lo_t)[:, None])  # (g, n) in [0, bins]
-    inner_edges = torch.arange(1, bins, dtype=position.dtype, device=position.device)
-    starts = torch.searchsorted(position, inner_edges.repeat(g, 1))  # (g, bins - 1)
-    bounds = torch.cat([starts.new_zeros(g, 1), starts, starts.new_full((g, 1), n)], dim=1)
-    counts = bounds.diff(dim=1).tolist()  # (g, bins)
     if rows.device.type == "cpu":
         quantiles = _interpolate(ordered.numpy()).tolist()  # (g, 3)
     else:
         qs = torch.tensor(PERCENTILES, device=rows.device)
         quantiles = torch.quantile(ordered, qs, dim=1).T.tolist()  # as percentiles() does on a GPU
+    # torch.histc's binning, in its float32 arithmetic: bin = floor((x - lo) * bins / (hi - lo)),
+    # x == hi in the last bin. The position is monotonic in x, so along a sorted row bin b starts
+    # where the first position >= b stands, and a bin's count is the gap to the next bin's start.
+    position = ordered.sub_(lo_t[:, None]).mul_(bins).div_((hi_t - lo_t)[:, None])  # (g, n) in [0, bins]
+    inner_edges = torch.arange(1, bins, dtype=position.dtype, device=position.device)
+    starts = torch.searchsorted(position, inner_edges.repeat(g, 1))  # (g, bins - 1)
+    bounds = torch.cat([starts.new_zeros(g, 1), starts, starts.new_full((g, 1), n)], dim=1)
+    counts = bounds.diff(dim=1).tolist()  # (g, bins)
     out: list[tuple[Histogram, int] | None] = [None] * k
     for row, j in enumerate(plain):
         p15, p50, p85 = quantiles[row]
@@ -336,7 +341,7 @@ class ActivationProbe:
             pres.append(_select(captured[0], tap))
             posts.append(_select(captured[1], tap))
             grads.append(_select(grad, tap) if grad is not None else None)
-        # Every tap's tensors in one call: the per-tensor ops, not the arithmetic, are the cost.
+        # Every tap's tensors in one call: per tensor, the ops and syncs cost more than the arithmetic.
         summarised = [_first_examples(values) for values in pres + posts]
         summarised += [_first_examples(grad) for grad in grads if grad is not None]
         hists = iter(histograms_of(summarised, bins))
