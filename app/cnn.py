@@ -116,14 +116,13 @@ class CNN(nn.Module):
         """Each conv layer's nonlinearity, in up to four channel groups: pre-activation in, out."""
         taps: list[Tap] = []
         for i, layer in enumerate(cast(list[ConvLayer], list(self.layers)), start=1):
-            weight = cast(nn.Parameter, layer.conv.weight)
             for a, b in channel_groups(layer.conv.out_channels):
                 taps.append(
                     Tap(
                         f"conv{i}.ch{a}-{b - 1}",
                         layer.act,
                         activation=layer.act.kind,
-                        weight=weight,
+                        weight=layer.conv.weight,
                         channels=(a, b),
                         norm=layer.norm,
                     )

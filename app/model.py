@@ -236,20 +236,6 @@ class MLP(nn.Module):
             for i, layer in enumerate(cast(list[HiddenLayer], list(self.hidden)))
         ]
 
-    @property
-    def layer_names(self) -> list[str]:
-        return [f"layer{i + 1}" for i in range(len(self.hidden))]
-
-    @property
-    def hidden_weights(self) -> list[torch.Tensor]:
-        """Each hidden layer's Linear weight, first layer first."""
-        return [cast(HiddenLayer, layer).linear.weight for layer in self.hidden]
-
-    @property
-    def layer_prefixes(self) -> list[str]:
-        """Parameter-name prefix of each hidden layer (for instruments that move layers apart)."""
-        return [f"hidden.{i}." for i in range(len(self.hidden))]
-
     def resample_noise(self) -> None:
         for module in self.modules():
             if isinstance(module, NoisyShift):

@@ -75,20 +75,14 @@ class ResMLP(nn.Module):
         """Per block: its nonlinearity (W1's output in, act out), then the stream in and out."""
         taps: list[Tap] = []
         for i, block in enumerate(cast(list[ResBlock], list(self.blocks)), start=1):
-            w1, w2 = _param(block.fc1.weight), _param(block.fc2.weight)
-            taps.append(Tap(f"block{i}.act", block.act, activation=block.act.kind, weight=w1))
-            taps.append(Tap(f"block{i}.resid", block, weight=w2, norm=block.norm))
+            taps.append(Tap(f"block{i}.act", block.act, activation=block.act.kind, weight=block.fc1.weight))
+            taps.append(Tap(f"block{i}.resid", block, weight=block.fc2.weight, norm=block.norm))
         return taps
 
     def resample_noise(self) -> None:
         for module in self.modules():
             if isinstance(module, NoisyShift):
                 module.resample()
-
-
-def _param(weight: torch.Tensor) -> nn.Parameter:
-    # nn.Module attribute access is typed as Tensor; these are the Linears' own Parameters.
-    return cast(nn.Parameter, weight)
 
 
 def build_resmlp(spec: RunSpec, features: int, classes: int) -> ResMLP:

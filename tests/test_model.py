@@ -186,4 +186,4 @@ def test_norm_position_orders_the_layer() -> None:
 def test_model_shapes_and_layer_names() -> None:
     model = build_model(RunSpec(depth=7, width=24), features=2, classes=2)
     assert model(torch.randn(5, 2)).shape == (5, 2)
-    assert model.layer_names == [f"layer{i}" for i in range(1, 8)]
+    assert [tap.name for tap in model.taps()] == [f"layer{i}" for i in range(1, 8)]

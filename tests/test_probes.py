@@ -309,7 +309,7 @@ def test_weight_gradient_histograms_are_histogram_of_each_gradient() -> None:
     trainer = Trainer(spec)
     last = list(trainer.run(threading.Event()))[-1]
     # Plain SGD: the gradients of the last step are still in .grad.
-    for layer, w in zip(last.layers, trainer.model.hidden_weights, strict=True):
+    for layer, w in zip(last.layers, [layer.linear.weight for layer in trainer.model.hidden], strict=True):
         assert w.grad is not None
         assert layer.weight_grad == histogram_of(w.grad, spec.bins)[0]
         assert layer.grad_norm == w.grad.norm().item()

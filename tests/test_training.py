@@ -132,13 +132,13 @@ def test_gradient_probes_match_a_hand_computation() -> None:
     trainer, snaps = _run(spec)
     first, last = snaps
     assert all(layer.grad is None and layer.update_ratio is None for layer in first.layers)
-    for layer, w in zip(last.layers, trainer.model.hidden_weights, strict=True):
+    for layer, w in zip(last.layers, [layer.linear.weight for layer in trainer.model.hidden], strict=True):
         assert layer.grad is not None and layer.grad.n == 64 * 16
         assert layer.weight_grad is not None and layer.weight_grad.n == w.numel()
         assert layer.grad_norm is not None and layer.grad_norm > 0
         assert layer.update_ratio is not None and 0 < layer.update_ratio < 1
     # SGD: the last step moved each weight by lr x its gradient, so update = lr x grad_norm / |w|.
-    for layer, w in zip(last.layers, trainer.model.hidden_weights, strict=True):
+    for layer, w in zip(last.layers, [layer.linear.weight for layer in trainer.model.hidden], strict=True):
         w_before_step = w.detach() + spec.lr * w.grad
         expected = spec.lr * layer.grad_norm / w_before_step.norm().item()
         assert layer.update_ratio == pytest.approx(expected, rel=1e-4)
