@@ -24,28 +24,72 @@ LANDSCAPE_MULTIPLIERS = (0.5, 1.0, 2.0, 3.0, 4.0)
 
 
 def wasserstein1(a: Histogram, b: Histogram) -> float | None:
-    """1-Wasserstein distance between two histograms, each uniform within its bins.
-
-    W1 = integral of |F_a(x) - F_b(x)| dx; both CDFs are piecewise linear between their bin
-    edges, so integrating on the union of the edges is exact but where the CDFs cross.
-    """
-    if a.n == 0 or b.n == 0:
-        return None
-    edges_a = np.linspace(a.lo, a.hi, len(a.counts) + 1)
-    edges_b = np.linspace(b.lo, b.hi, len(b.counts) + 1)
-    grid = np.union1d(np.union1d(edges_a, edges_b), np.linspace(min(a.lo, b.lo), max(a.hi, b.hi), 513))
-    cdf_a = np.interp(grid, edges_a, np.concatenate([[0.0], np.cumsum(a.counts)]) / a.n)
-    cdf_b = np.interp(grid, edges_b, np.concatenate([[0.0], np.cumsum(b.counts)]) / b.n)
-    gap = np.abs(cdf_a - cdf_b)
-    return float(np.sum((gap[1:] + gap[:-1]) * np.diff(grid)) / 2)
+    """1-Wasserstein distance between two histograms, each uniform within its bins (see
+    `wasserstein1_many`)."""
+    return wasserstein1_many([a], [b])[0]
 
 
 def relative_drift(now: Histogram, before: Histogram) -> float | None:
     """How far a distribution moved, in units of its earlier spread: W1(now, before) / std(before)."""
-    distance = wasserstein1(now, before)
-    if distance is None or not before.std:
-        return None
-    return distance / before.std
+    return relative_drifts([now], [before])[0]
+
+
+def relative_drifts(now: Sequence[Histogram], before: Sequence[Histogram]) -> list[float | None]:
+    """`relative_drift` of each pair, computed together (one frame's layers in a few array ops)."""
+    distances = wasserstein1_many(now, before)
+    return [d / b.std if d is not None and b.std else None for d, b in zip(distances, before, strict=True)]
+
+
+def wasserstein1_many(a: Sequence[Histogram], b: Sequence[Histogram]) -> list[float | None]:
+    """W1(a[i], b[i]) for each pair; None where either histogram is empty.
+
+    W1 = integral of |F_a(x) - F_b(x)| dx. A histogram uniform within its bins has a CDF that is
+    linear between its bin edges, so on the merged edges of both, F_a - F_b is linear on every
+    interval and the integral of its absolute value is exact: h (|g0| + |g1|) / 2 where the gap
+    keeps its sign, h (g0^2 + g1^2) / (2 (|g0| + |g1|)) where it crosses zero. Pairs with the same
+    number of bins (a frame's layers) are computed as one (pairs, edges) array.
+    """
+    out: list[float | None] = [None] * len(a)
+    groups: dict[tuple[int, int], list[int]] = {}
+    for i, (x, y) in enumerate(zip(a, b, strict=True)):
+        if x.n > 0 and y.n > 0:
+            groups.setdefault((len(x.counts), len(y.counts)), []).append(i)
+    for members in groups.values():
+        xs, ys = _Binned([a[i] for i in members]), _Binned([b[i] for i in members])
+        grid = np.sort(np.concatenate([xs.edges(), ys.edges()], axis=1), axis=1)  # (pairs, edges)
+        gap = xs.cdf(grid) - ys.cdf(grid)
+        g0, g1, h = gap[:, :-1], gap[:, 1:], np.diff(grid, axis=1)
+        size = np.abs(g0) + np.abs(g1)
+        crossing = g0 * g1 < 0
+        # Where the gap crosses zero, size > 0; elsewhere the first form is used (and is exact).
+        area = np.where(crossing, (g0 * g0 + g1 * g1) / np.where(crossing, size, 1.0), size)
+        for i, distance in zip(members, (h * area).sum(axis=1) / 2, strict=True):
+            out[i] = float(distance)
+    return out
+
+
+class _Binned:
+    """Histograms with the same number of bins as arrays: lo, hi and n (k, 1), counts (k, bins)."""
+
+    def __init__(self, histograms: Sequence[Histogram]) -> None:
+        ends = np.array([(h.lo, h.hi, h.n) for h in histograms], dtype=np.float64)
+        self.lo, self.hi, self.n = ends[:, 0:1], ends[:, 1:2], ends[:, 2:3]
+        self.counts = np.array([h.counts for h in histograms], dtype=np.float64)
+        self.bins = self.counts.shape[1]
+
+    def edges(self) -> np.ndarray:
+        """Each histogram's bin edges, (k, bins + 1)."""
+        return self.lo + (self.hi - self.lo) * (np.arange(self.bins + 1) / self.bins)
+
+    def cdf(self, x: np.ndarray) -> np.ndarray:
+        """Each histogram's CDF at its row of points `x` (k, points), values uniform within bins."""
+        position = np.clip((x - self.lo) / (self.hi - self.lo) * self.bins, 0.0, self.bins)  # 0 at lo
+        index = np.minimum(position.astype(np.int64), self.bins - 1)
+        below = np.cumsum(self.counts, axis=1) - self.counts  # values in the bins before each bin
+        picked = np.take_along_axis
+        return (
+            picked(below, index, axis=1) + (position - index) * picked(self.counts, index, axis=1)
+        ) / self.n
 
 
 def _loss_and_grads(

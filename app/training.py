@@ -7,7 +7,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import torch
@@ -20,7 +20,7 @@ from app.instruments import (
     internal_covariate_shift,
     loss_landscape,
     parameters_of,
-    relative_drift,
+    relative_drifts,
 )
 from app.model import BatchNorm, NoisyShift
 from app.networks import Network, build_network, load_data
@@ -293,10 +293,11 @@ class Trainer:
                 extra["batch_norm"] = stats
         past = self._history[0] if len(self._history) == self._history.maxlen else None
         self._history.append([layer.pre for layer in layers])
-        layers = [
-            replace(layer, drift=relative_drift(layer.pre, past[i]) if past else None, **extras[i])
-            for i, layer in enumerate(layers)
-        ]
+        drifts = relative_drifts([layer.pre for layer in layers], past) if past else [None] * len(layers)
+        for layer, drift, extra in zip(layers, drifts, extras, strict=True):
+            layer.drift = drift
+            for key, value in extra.items():
+                setattr(layer, key, value)
         loss_value = loss.item()
         ics, self._ics = self._ics, None
         landscape, self._landscape = self._landscape, None

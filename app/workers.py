@@ -54,9 +54,11 @@ def _warm_up() -> None:
     """Pay the first-use costs (imports, the digits file, torch's first kernels) before any job."""
     import torch
 
+    from app.allocator import keep_freed_memory
     from app.training import Trainer
 
     torch.set_num_threads(1)  # one core per run; see runner.Run._main
+    keep_freed_memory()  # frames stop re-faulting their temporaries' pages; see app/allocator.py
     trainer = Trainer(RunSpec(dataset="digits", depth=2, width=8, steps=2, emit_every=1, norm="batch"))
     for _ in trainer.run(threading.Event()):
         pass

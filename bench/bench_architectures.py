@@ -23,6 +23,7 @@ from dataclasses import asdict
 
 import torch
 
+from app.allocator import keep_freed_memory
 from app.presets import PRESETS, Preset
 from app.schemas import parse_twin_configs
 from app.spec import RunSpec
@@ -89,6 +90,7 @@ def main() -> None:
     parser.add_argument("--presets", nargs="*", help="preset ids (default: the architecture presets)")
     args = parser.parse_args()
     torch.set_num_threads(1)  # as a run does in its worker
+    keep_freed_memory()  # as a worker process does (app/allocator.py)
     steps = 3 if args.quick else args.steps
     chosen = [p for p in PRESETS if (p.id in args.presets if args.presets else p.group == "architectures")]
     started = time.time()

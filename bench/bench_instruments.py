@@ -21,6 +21,7 @@ from dataclasses import replace
 
 import torch
 
+from app.allocator import keep_freed_memory
 from app.spec import RunSpec
 from app.training import Snapshot, Trainer
 
@@ -72,6 +73,7 @@ def main() -> None:
     if args.quick:
         args.steps, args.rounds = 40, 1
     torch.set_num_threads(1)
+    keep_freed_memory()  # as a worker process does (app/allocator.py)
     spec = RunSpec(
         dataset="digits",
         depth=args.depth,

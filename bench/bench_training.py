@@ -72,6 +72,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere without installing
 
+from app.allocator import keep_freed_memory  # noqa: E402
 from app.probes import ActivationProbe  # noqa: E402
 from app.runner import Outbox, encode  # noqa: E402
 from app.spec import Activation, Arch, Dataset, Norm, Optimizer, RunSpec  # noqa: E402
@@ -370,6 +371,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--clock", default="cpu", choices=list(CLOCKS), help="process CPU time or wall time")
     p.add_argument("--collect-reps", type=int, default=25)
     p.add_argument("--encode-reps", type=int, default=300)
+    p.add_argument(
+        "--default-malloc",
+        action="store_true",
+        help="leave glibc's malloc as it is (workers keep freed memory: app/allocator.py)",
+    )
     p.add_argument("--quick", action="store_true", help="smoke mode: one small size, short budgets")
     p.add_argument("--json", action="store_true", help="print JSON instead of the table")
     args = p.parse_args(argv)
@@ -383,6 +389,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     torch.set_num_threads(1)  # as app.runner.Run: one intra-op thread per run
+    # As a worker process does (app/workers.py), unless asked to measure glibc's defaults.
+    malloc = "default" if args.default_malloc else ("kept" if keep_freed_memory() else "default (n/a)")
 
     def log(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
@@ -405,6 +413,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "stat": args.stat,
         "clock": args.clock,
         "threads": torch.get_num_threads(),
+        "malloc": malloc,
         "torch": torch.__version__,
         "target_fps": TARGET_FPS,
         "elapsed_s": round(time.perf_counter() - started, 1),

@@ -15,10 +15,12 @@ from app.instruments import (
     loss_landscape,
     parameters_of,
     relative_drift,
+    relative_drifts,
     wasserstein1,
+    wasserstein1_many,
 )
 from app.model import build_model
-from app.probes import histogram_of
+from app.probes import Histogram, histogram_of
 from app.spec import RunSpec
 
 
@@ -41,6 +43,48 @@ def test_w1_matches_the_sample_formula() -> None:
     hb, _ = histogram_of(y, 256)
     bin_width = max(ha.hi - ha.lo, hb.hi - hb.lo) / 256
     assert wasserstein1(ha, hb) == pytest.approx(exact, abs=bin_width)
+
+
+def _w1_by_dense_integration(a: Histogram, b: Histogram, points: int = 400_001) -> float:
+    """The integral of |F_a - F_b| on a fine uniform grid, each CDF by interpolation at its edges."""
+    grid = np.linspace(min(a.lo, b.lo), max(a.hi, b.hi), points)
+
+    def cdf(h: Histogram) -> np.ndarray:
+        edges = np.linspace(h.lo, h.hi, len(h.counts) + 1)
+        return np.interp(grid, edges, np.concatenate([[0.0], np.cumsum(h.counts)]) / h.n)
+
+    return float(np.trapezoid(np.abs(cdf(a) - cdf(b)), grid))
+
+
+def test_w1_is_exact_where_the_cdfs_cross_and_batched_equals_one_at_a_time() -> None:
+    gen = torch.Generator().manual_seed(2)
+    # Same centre, different spreads: the CDFs cross; different bin counts and ranges too.
+    pairs = [
+        (
+            histogram_of(torch.randn(3000, generator=gen), 64)[0],
+            histogram_of(torch.randn(3000, generator=gen) * 3, 64)[0],
+        ),
+        (
+            histogram_of(torch.rand(2000, generator=gen), 64)[0],
+            histogram_of(torch.rand(500, generator=gen) * 0.5 + 0.2, 64)[0],
+        ),
+        (
+            histogram_of(torch.randn(1000, generator=gen) - 4, 16)[0],
+            histogram_of(torch.randn(4000, generator=gen) * 0.1 + 4, 16)[0],
+        ),
+        (
+            histogram_of(torch.randn(100, generator=gen), 16)[0],
+            histogram_of(torch.randn(100, generator=gen), 8)[0],
+        ),
+    ]
+    together = wasserstein1_many([a for a, _ in pairs], [b for _, b in pairs])
+    for (a, b), batched in zip(pairs, together, strict=True):
+        assert batched == wasserstein1(a, b)
+        assert batched == pytest.approx(_w1_by_dense_integration(a, b), rel=1e-6, abs=1e-9)
+        assert wasserstein1(b, a) == pytest.approx(batched, rel=1e-12)
+    drifts = relative_drifts([a for a, _ in pairs], [b for _, b in pairs])
+    assert drifts == [relative_drift(a, b) for a, b in pairs]
+    assert drifts[0] == pytest.approx(together[0] / pairs[0][1].std, rel=1e-12)
 
 
 def test_w1_of_nothing_is_none() -> None:

@@ -11,6 +11,7 @@ import torch
 from app.cnn import build_cnn
 from app.model import Tap, build_model
 from app.probes import (
+    FRAME_SUMMARY_VALUES,
     GELU_DEAD_BELOW,
     MAX_SUMMARY_VALUES,
     SATURATION_FRACTION,
@@ -19,6 +20,7 @@ from app.probes import (
     histogram_of,
     histograms_of,
     saturated_fraction,
+    summary_values,
 )
 from app.spec import RunSpec
 from app.training import Trainer
@@ -133,6 +135,27 @@ def test_wide_layers_are_summarised_from_their_first_examples() -> None:
     assert layer.dead == dead_fraction("relu", pre, torch.relu(pre))
 
 
+def test_a_deep_net_shares_the_frame_budget_between_its_layers() -> None:
+    """24 layers x 128 units: each tensor is summarised from 4096 values (32 examples), so the
+    frame's pre- and post-activations hold FRAME_SUMMARY_VALUES values in all; the fractions and
+    the first layers of a shallow net are unchanged."""
+    assert [summary_values(taps) for taps in (1, 12, 16, 24, 64)] == [8192, 8192, 6144, 4096, 2048]
+    model = build_model(RunSpec(depth=24, width=128, activation="tanh"), 2, 2)
+    taps = model.taps()
+    probe = ActivationProbe(taps)
+    x = torch.randn(128, 2, generator=torch.Generator().manual_seed(4))
+    probe.armed = True
+    model(x)
+    layers = probe.collect(bins=32)
+    assert {layer.pre.n for layer in layers} == {layer.post.n for layer in layers} == {4096}
+    assert sum(layer.pre.n + layer.post.n for layer in layers) == FRAME_SUMMARY_VALUES
+    with torch.no_grad():
+        pre = model.hidden[0].linear(x)
+    assert layers[0].pre == histogram_of(pre[:32], 32)[0]
+    assert layers[0].post == histogram_of(torch.tanh(pre[:32]), 32)[0]
+    assert layers[0].saturated == saturated_fraction("tanh", torch.tanh(pre))  # the whole batch
+
+
 def _mixed_rows(g: torch.Generator) -> list[torch.Tensor]:
     """Tensors of several sizes, shapes and dtypes: plain, wide, tight, shifted, constant, non-finite."""
     with_nan = torch.randn(32, 16, generator=g)
@@ -244,7 +267,7 @@ def _by_hand(taps: list[Tap], model: torch.nn.Module, x: torch.Tensor, bins: int
             a, b = tap.channels
             pre, post, grad = pre[:, a:b], post[:, a:b], grad[:, a:b]
         pre, post = pre.detach(), post.detach()
-        rows = max(1, MAX_SUMMARY_VALUES // pre[0].numel())
+        rows = max(1, summary_values(len(taps)) // pre[0].numel())
         pre_hist, pre_bad = histogram_of(pre[:rows], bins)
         post_hist, post_bad = histogram_of(post[:rows], bins)
         saturated, dead = _fractions_as_first_written(tap.activation, pre, post)
