@@ -206,7 +206,7 @@ INSTRUMENT_PRESETS: tuple[Preset, ...] = (
         look_for="Read the two ridge plots row by row: A's layers spread and saturate, B's stay in one "
         "band. The drift strip shows how far each layer's distribution moves between frames.",
         question="If B's layers barely drift, is that why it learns faster? The next presets test it.",
-        spec=replace(_DEEP_SIGMOID, probe_gradients=True),
+        spec=replace(_DEEP_SIGMOID, probe_gradients=True, drift_lag=10),
         compare={"norm": "batch"},
     ),
     Preset(
@@ -251,7 +251,7 @@ INSTRUMENT_PRESETS: tuple[Preset, ...] = (
         look_for="A's distributions jitter from frame to frame (high drift), yet its loss falls almost as "
         "fast as B's and its test accuracy ends within a few points of B's.",
         question="If covariate shift were what batch norm removes, how could noisy batch norm train?",
-        spec=replace(_SANTURKAR_RELU, norm="batch", noisy_norm=True, steps=400),
+        spec=replace(_SANTURKAR_RELU, norm="batch", noisy_norm=True, steps=400, drift_lag=10),
         compare={"noisy_norm": False},
         paper="Santurkar, Tsipras, Ilyas & Madry 2018, Fig. 2",
         claim="Injecting distributional instability after batch norm barely changes how well it trains.",

@@ -67,7 +67,7 @@ class RunConfig(BaseModel):
         _DEFAULT.probe_gradients, description="gradient histograms, gradient norms, update ratios"
     )
     drift_lag: int = Field(
-        _DEFAULT.drift_lag, ge=1, le=100, description="drift compares with this many frames ago"
+        _DEFAULT.drift_lag, ge=0, le=100, description="drift compares with this many frames ago; 0 = off"
     )
     noisy_norm: bool = Field(_DEFAULT.noisy_norm, description="Santurkar et al.'s noise after each norm")
     ics_every: int = Field(

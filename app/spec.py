@@ -51,7 +51,9 @@ class RunSpec:
     max_steps_per_s: int = 0  # pace the run for human eyes; 0 = as fast as the machine goes
     # Instruments (issue: twin runs and diagnostics); each costs time only when on.
     probe_gradients: bool = False  # per-layer gradient histograms, gradient norm, update ratio
-    drift_lag: int = 10  # drift compares each layer's distribution with this many frames ago
+    # drift compares each layer's distribution with this many frames ago; 0 = off (the page
+    # switches it on with its panel: ~0.5-1 ms a frame at 24 layers)
+    drift_lag: int = 0
     noisy_norm: bool = False  # Santurkar et al.: after each norm, a <- s*a + m with fresh noise
     ics_every: int = 0  # steps between internal-covariate-shift measurements (0 = off)
     landscape_every: int = 0  # steps between loss-landscape probes (0 = off)

@@ -291,8 +291,10 @@ class Trainer:
         for extra, stats in zip(extras, batch_norms, strict=True):
             if stats is not None:
                 extra["batch_norm"] = stats
-        past = self._history[0] if len(self._history) == self._history.maxlen else None
-        self._history.append([layer.pre for layer in layers])
+        past = None
+        if self.spec.drift_lag > 0:  # drift is on: keep each frame's histograms that long
+            past = self._history[0] if len(self._history) == self.spec.drift_lag else None
+            self._history.append([layer.pre for layer in layers])
         drifts = relative_drifts([layer.pre for layer in layers], past) if past else [None] * len(layers)
         for layer, drift, extra in zip(layers, drifts, extras, strict=True):
             layer.drift = drift

@@ -26,6 +26,7 @@ COLUMNS = {
     "e20fps_fps",
     "e20fps_pct",
     "e20fps_cost_pct",  # 100 - e20fps_pct: may be negative on a noisy machine
+    "cost_at_20fps_pct",  # the same, scaled to 20 frames/s: may be negative too
     "rounds",
 }
 
@@ -38,11 +39,13 @@ def test_quick_bench_prints_rows_of_positive_numbers() -> None:
     assert [(row["depth"], row["width"]) for row in rows] == [(4, 64)]
     row = rows[0]
     assert set(row) == COLUMNS
-    for column in COLUMNS - {"e20fps_cost_pct"}:
+    for column in COLUMNS - {"e20fps_cost_pct", "cost_at_20fps_pct"}:
         value = row[column]
         assert isinstance(value, int | float) and not isinstance(value, bool), (column, value)
         assert value > 0, (column, value)
     assert isinstance(row["frame_bytes"], int) and isinstance(row["emit_every_20fps"], int)
+    scaled = row["e20fps_cost_pct"] * 20 / row["e20fps_fps"]
+    assert abs(row["cost_at_20fps_pct"] - scaled) < 1e-9 * max(1.0, abs(scaled))
 
 
 def test_instrument_bench_quick_json() -> None:

@@ -297,6 +297,38 @@ def test_pure_helpers(lab: Lab) -> None:
     assert lab.errors == []
 
 
+FRAME_QUEUE = """async () => {
+  const { FrameQueue } = await import('/static/js/charts/frames.js');
+  const shown = [];
+  const queue = new FrameQueue((frame) => shown.push(`${frame.run ?? ''}${frame.step}`), { maxSteps: 3 });
+  const drawn = [];  // what each animation frame would show: the frames applied since the last
+  const tick = () => { const before = shown.length; queue.applyStep(); drawn.push(shown.slice(before)); };
+  // A burst of three single-run frames: one per animation frame, oldest first.
+  for (const step of [5, 10, 15]) queue.push({ step });
+  tick(); tick(); tick(); tick();
+  // Twins arrive as pairs and are shown together.
+  for (const step of [20, 25]) { queue.push({ step, run: 'A' }); queue.push({ step, run: 'B' }); }
+  const steps = queue.steps();
+  tick(); tick();
+  // Past maxSteps waiting, the oldest are applied at once (recorded, not drawn on their own).
+  for (const step of [30, 35, 40, 45, 50]) queue.push({ step });
+  const appliedEarly = shown.slice(-2);
+  const waiting = queue.length;
+  queue.clear();
+  return { drawn, steps, appliedEarly, waiting, left: queue.length, empty: queue.applyStep() };
+}"""
+
+
+def test_frame_queue_shows_a_burst_one_step_per_animation_frame(lab: Lab) -> None:
+    lab.open()
+    r = lab.page.evaluate(FRAME_QUEUE)
+    assert r["drawn"] == [["5"], ["10"], ["15"], [], ["A20", "B20"], ["A25", "B25"]]
+    assert r["steps"] == 2
+    assert r["appliedEarly"] == ["30", "35"] and r["waiting"] == 3
+    assert r["left"] == 0 and r["empty"] is False
+    assert lab.errors == []
+
+
 def test_readme_screenshot(lab: Lab) -> None:
     """Runs the default preset for a few hundred steps and saves docs/screenshot.png."""
     lab.open()

@@ -172,7 +172,7 @@ def test_a_twin_that_diverges_ends_alone(lab: Lab) -> None:
 
 # (panel, what opening it switches on, the charts that must draw, extra URL settings)
 PANELS = [
-    ("drift", {}, ["chart-drift", "chart-waterfall"], {"drift_lag": 2}),
+    ("drift", {"drift_lag": 10}, ["chart-drift", "chart-waterfall"], {}),
     (
         "gradients",
         {"probe_gradients": True},

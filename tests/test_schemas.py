@@ -130,6 +130,16 @@ def test_paper_presets_name_their_paper_claim_group_and_view() -> None:
             assert {"id", "title", "paper", "claim", "config", "compare"} <= set(wire)
             assert wire["paper"] and wire["claim"] and wire["compare"], preset.id
     assert {p.spec.arch for p in PRESETS} == {"mlp", "resmlp", "transformer", "cnn"}
+    # A preset told in an instrument's view switches that instrument on (they are off by default).
+    needs = {
+        "drift": lambda spec: spec.drift_lag > 0,
+        "gradients": lambda spec: spec.probe_gradients,
+        "ics": lambda spec: spec.ics_every > 0,
+        "landscape": lambda spec: spec.landscape_every > 0,
+    }
+    for preset in PRESETS:
+        if preset.view in needs:
+            assert needs[preset.view](preset.spec), preset.id
     papers = " ".join(p.paper or "" for p in PRESETS)
     for author in ("Ioffe", "Glorot", "Santurkar", "Wu & He", "Xiong", "Bjorck"):
         assert author in papers, author

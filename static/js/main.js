@@ -21,6 +21,7 @@ import { LayerBarsChart } from "./charts/layerbars.js";
 import { DriftChart, WaterfallChart } from "./charts/drift.js";
 import { SweepChart } from "./charts/sweep.js";
 import { RenderLoop } from "./charts/loop.js";
+import { FrameQueue } from "./charts/frames.js";
 import { PALETTE, RUN_RAMPS } from "./charts/theme.js";
 import { differences, isCompare, runOf, runView } from "./charts/runs.js";
 
@@ -192,6 +193,15 @@ const stats = {
 let shownRun = null;       // the `started` of the run whose frames the charts show
 let framePending = false;  // a frame arrived since the last render
 
+// Frames received wait for the next animation frame, which shows one step (see frames.js).
+const waitingFrames = new FrameQueue((message) => {
+  framePending = true;
+  // History charts record every frame (test accuracy comes in a few frames only); drawing waits.
+  for (const chart of frameCharts) chart.update(message);
+  status.update(message);
+  accuracy.update(message);
+});
+
 const loop = new RenderLoop(ridge, [...sideCharts, ...panelCharts], (drewFrame) => {
   status.render();
   accuracy.render();
@@ -204,11 +214,12 @@ const loop = new RenderLoop(ridge, [...sideCharts, ...panelCharts], (drewFrame) 
     stats.lastStep = ridge.frame.step;
   }
   framePending = false;
-});
+}, { prepare: () => waitingFrames.applyStep() && waitingFrames.length > 0 });
 const requestRender = () => loop.request();
 
 function resetCharts(run) {
   shownRun = run;
+  waitingFrames.clear();
   for (const chart of frameCharts) chart.reset(run);
   const twins = isCompare(run);
   app.toggleAttribute("data-compare", twins);
@@ -517,11 +528,7 @@ socket.on("frame", (message) => {
   stats.framesReceived += 1;
   stats.framesByRun[runOf(message)] += 1;
   stats.receivedStep = message.step;
-  framePending = true;
-  // History charts record every frame (test accuracy comes in a few frames only); drawing waits.
-  for (const chart of frameCharts) chart.update(message);
-  status.update(message);
-  accuracy.update(message);
+  waitingFrames.push(message);
   requestRender();
 });
 

@@ -6,6 +6,11 @@ const DEFAULTS = Object.freeze({ param: "view", initial: "layers" });
 
 /** What each instrument needs in the config; `enable` gives the fields to set when it is off. */
 export const NEEDS = Object.freeze({
+  drift: {
+    has: (config) => config.drift_lag > 0,
+    enable: () => ({ drift_lag: 10 }),
+    what: "drift measurements (against 10 frames ago)",
+  },
   gradients: {
     has: (config) => config.probe_gradients === true,
     enable: () => ({ probe_gradients: true }),

@@ -1,6 +1,7 @@
 // One render per animation frame. Frames can arrive faster than the screen refreshes (and
 // far faster than Plotly redraws on a slow laptop), so charts only mark themselves dirty when
-// data arrives; this loop draws the newest state. The main chart, and any chart drawn on its own
+// data arrives; this loop draws the newest state (a `prepare` hook first hands the charts the
+// next waiting frame: frames.js spreads a burst over the following animation frames). The main chart, and any chart drawn on its own
 // canvas (`drawsEveryFrame`: ~1 ms), is drawn on every animation frame that has new data. The
 // Plotly charts take turns, each at most every `secondaryEveryMs`: any data change costs Plotly a
 // full redraw (~15-25 ms for a small chart on a 2-core laptop), so one animation frame never pays
@@ -15,11 +16,14 @@ const DEFAULTS = Object.freeze({
 
 export class RenderLoop {
   /** `primary` and `secondary` charts have render() → whether they drew; `afterRender(drewPrimary)`
-   *  runs after each animation frame's drawing (status line, counters). */
+   *  runs after each animation frame's drawing (status line, counters); `options.prepare()`, if
+   *  given, runs before it (hands the charts the next waiting frame) and returns whether more
+   *  work is waiting for the next animation frame. */
   constructor(primary, secondary, afterRender, options = {}) {
     this.primary = primary;
     this.secondary = secondary;
     this.afterRender = afterRender;
+    this.prepare = options.prepare ?? (() => false);
     this.options = { ...DEFAULTS, ...options };
     this.lastDrawn = secondary.map(() => -Infinity);
     this.turn = 0;
@@ -43,6 +47,7 @@ export class RenderLoop {
 
   render(now) {
     this.queued = false;
+    const more = this.prepare();
     const drew = this.draw(this.primary);
     const count = this.secondary.length;
     let plotlyDrawn = false;
@@ -62,7 +67,7 @@ export class RenderLoop {
     }
     this.afterRender(drew);
     const waiting = (chart) => chart.dirty && !chart.hidden;
-    if (waiting(this.primary) || this.secondary.some(waiting)) this.request();
+    if (more || waiting(this.primary) || this.secondary.some(waiting)) this.request();
   }
 
   /** chart.render(), timed: what each chart's draws cost is the page's main performance figure. */
