@@ -10,7 +10,9 @@ Starts `python -m app` on a free port, opens the page at 1280x720 in Debian's he
 reads the page's own counters (window.shiftscope.framesReceived / framesRendered) over a window.
 The server trains on the same machine as the browser: on 2 cores they compete, so each row
 gives the steps/s the run made in the window (below 150 the training, not the page, limits the
-frames there are to receive) and the 1-minute load average at the end of the window.
+frames there are to receive), the 1-minute load average at the end of the window and `steal %`,
+the share of the whole machine's CPU time the hypervisor gave to other guests during it (from
+/proc/stat; on a shared VM, at 25% the page and the training both fall well short).
 
 Per chart, by element id: `draw` is the median time of the chart's whole render() (building its
 traces or outlines and drawing them) as the page's render loop times it
@@ -277,9 +279,9 @@ def measure(page: Page, url: str, depth: int, seconds: float, profile: bool, com
         cdp.send("Profiler.setSamplingInterval", {"interval": 200})
         cdp.send("Profiler.start")
     page.evaluate("window.__bench.clear()")
-    start = page.evaluate(PROBE)
+    start, ticks = page.evaluate(PROBE), cpu_ticks()
     page.wait_for_timeout(seconds * 1000)
-    end = page.evaluate(PROBE)
+    end, ticks = page.evaluate(PROBE), [b - a for a, b in zip(ticks, cpu_ticks(), strict=True)]
     load = os.getloadavg()[0]
     costs = page.evaluate("window.__bench.costs")
     for key, times in page.evaluate(TIMINGS).items():
@@ -296,12 +298,25 @@ def measure(page: Page, url: str, depth: int, seconds: float, profile: bool, com
         "busy": (end[3] - start[3]) / (elapsed * 1000),
         "steps_per_s": (end[4] - start[4]) / elapsed,
         "load": load,
+        # The hypervisor's share of the window: on a shared VM, time none of our processes got.
+        "steal": ticks[STEAL] / sum(ticks) if sum(ticks) else 0.0,
         "costs": {key: (statistics.median(v), len(v) / elapsed) for key, v in costs.items() if v},
         "profile": cpu,
     }
 
 
-HEADER = "{:<{w}}  {:>5}  {:>10}  {:>10}  {:>6}  {:>6}  {:>6}  {:>7}  {:>5}"
+HEADER = "{:<{w}}  {:>5}  {:>10}  {:>10}  {:>6}  {:>6}  {:>6}  {:>7}  {:>5}  {:>7}"
+STEAL = 7  # the steal column of /proc/stat's "cpu" line, counted from its first number
+
+
+def cpu_ticks() -> list[int]:
+    """The whole machine's CPU time by kind (/proc/stat: user, nice, system, idle, iowait, irq,
+    softirq, steal), or zeros where there is no /proc/stat."""
+    try:
+        with open("/proc/stat", encoding="ascii") as stat:
+            return [int(field) for field in stat.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return [0] * 8
 
 
 def print_row(label: str, row: dict, width: int) -> None:
@@ -311,7 +326,7 @@ def print_row(label: str, row: dict, width: int) -> None:
     print(
         f"{label:<{width}}  {row['depth']:>5}  {row['received']:>10.1f}  {row['rendered']:>10.1f}"
         f"  {raf:>6.1f}  {msg:>6.1f}  {row['busy'] * 100:>6.0f}  {row['steps_per_s'] or 0:>7.0f}"
-        f"  {row['load']:>5.2f}"
+        f"  {row['load']:>5.2f}  {row['steal'] * 100:>7.0f}"
     )
     for chart in sorted({key.split(":", 1)[1] for key in costs if ":" in key}):
         cells = []
@@ -336,12 +351,13 @@ def print_medians(rows: dict[tuple[str, int], list[dict]], width: int) -> None:
         rendered = statistics.median(row["rendered"] for row in samples)
         received = statistics.median(row["received"] for row in samples)
         load = statistics.median(row["load"] for row in samples)
+        steal = statistics.median(row["steal"] for row in samples)
         keys = sorted({key for row in samples for key in row["costs"]}, key=lambda k: (k.split(":")[-1], k))
         parts = []
         for key in keys:
             ms = statistics.median(row["costs"][key][0] for row in samples if key in row["costs"])
             parts.append(f"{key} {ms:.1f}")
-        rates = f"received {received:5.1f}  rendered {rendered:5.1f}  load1 {load:4.2f}"
+        rates = f"received {received:5.1f}  rendered {rendered:5.1f}  load1 {load:4.2f}  steal {steal:.0%}"
         print(f"{label:<{width}}  {depth:>5}  {rates}")
         print(f"{'':<{width}}         " + ", ".join(parts))
 
@@ -422,7 +438,7 @@ def main() -> None:
                 "busy %",
                 "steps/s",
             )
-            print(HEADER.format(*columns, "load1", w=width))
+            print(HEADER.format(*columns, "load1", "steal %", w=width))
             for _ in range(args.rounds):
                 for depth in depths:
                     for label, _directory in variants:

@@ -11,7 +11,7 @@
 
 const DEFAULTS = Object.freeze({
   secondaryEveryMs: 300, // ~3 redraws/s per small chart: history and bars read fine at that pace
-  timings: 240,          // recent draw times kept per chart (window.shiftscope.renderTimings)
+  timings: 1200,         // recent draw times kept per chart (window.shiftscope.renderTimings): 20 s at 60/s
 });
 
 export class RenderLoop {
