@@ -329,7 +329,7 @@ def summary_values(taps: int) -> int:
     return max(MIN_SUMMARY_VALUES, min(MAX_SUMMARY_VALUES, share))
 
 
-def first_examples(values: torch.Tensor, limit: int) -> torch.Tensor:
+def _first_examples(values: torch.Tensor, limit: int) -> torch.Tensor:
     """The first examples of a (batch, ...) tensor holding at most `limit` values (at least one)."""
     rows = max(1, limit // max(1, math.prod(values.shape[1:])))
     return values if rows >= values.shape[0] else values[:rows]
@@ -388,8 +388,8 @@ class ActivationProbe:
             grads.append(_select(grad, tap) if grad is not None else None)
         # Every tap's tensors in one call: per tensor, the ops and syncs cost more than the arithmetic.
         limit = self.summary_values
-        summarised = [first_examples(values, limit) for values in pres + posts]
-        summarised += [first_examples(grad, limit) for grad in grads if grad is not None]
+        summarised = [_first_examples(values, limit) for values in pres + posts]
+        summarised += [_first_examples(grad, limit) for grad in grads if grad is not None]
         hists = iter(histograms_of(summarised, bins))
         pre_hists = [next(hists) for _ in self.taps]
         post_hists = [next(hists) for _ in self.taps]

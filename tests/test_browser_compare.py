@@ -221,6 +221,24 @@ def test_hidden_panels_draw_nothing_until_shown(lab: Lab) -> None:
     assert lab.errors == []
 
 
+def test_a_run_without_drift_says_so_in_the_drift_panel(lab: Lab) -> None:
+    """Drift is off by default: a run's strip says it is off (not "needs frames"), and the
+    panel's note offers to switch it on for the next run."""
+    lab.open(query(TINY, view="drift"))
+    assert lab.value("s.formConfig.drift_lag") == 0
+    lab.page.click("#btn-play")
+    lab.wait(f"s.state === 'done' && s.lastStep === {TINY['steps']}")
+    assert lab.value("s.lastConfig.drift_lag") == 0
+    lab.page.wait_for_function(
+        "document.getElementById('chart-drift').layout?.annotations?.[0]?.text === 'drift is off in this run'"
+    )
+    note = lab.page.locator("#note-drift")
+    expect(note).to_contain_text("Drift measurements")
+    note.get_by_role("button", name="Switch on").click()
+    assert lab.value("s.formConfig.drift_lag") == 10
+    assert lab.errors == []
+
+
 def test_eval_panel_edits_the_test_set(lab: Lab) -> None:
     lab.open(query(TINY, norm="batch", view="eval"))
     expect(lab.page.locator("#panel-eval")).to_be_visible()

@@ -136,13 +136,11 @@ def test_same_seed_same_linear_weights_whatever_norm_placement_or_noise(init: st
 
 
 def test_parameters_register_in_forward_order() -> None:
-    pre = [
-        name
-        for name, _ in build_resmlp(
-            _spec(norm="batch", norm_position="pre", depth=2), 64, 10
-        ).named_parameters()
-    ]
-    assert pre == [
+    def names(position: str) -> list[str]:
+        model = build_resmlp(_spec(norm="batch", norm_position=position, depth=2), 64, 10)
+        return [name for name, _ in model.named_parameters()]
+
+    assert names("pre") == [
         "stem.weight", "stem.bias",
         "blocks.0.norm.gamma", "blocks.0.norm.beta", "blocks.0.fc1.weight", "blocks.0.fc1.bias",
         "blocks.0.fc2.weight", "blocks.0.fc2.bias",
@@ -150,13 +148,7 @@ def test_parameters_register_in_forward_order() -> None:
         "blocks.1.fc2.weight", "blocks.1.fc2.bias",
         "final_norm.gamma", "final_norm.beta", "head.weight", "head.bias",
     ]  # fmt: skip
-    post = [
-        name
-        for name, _ in build_resmlp(
-            _spec(norm="batch", norm_position="post", depth=2), 64, 10
-        ).named_parameters()
-    ]
-    assert post == [
+    assert names("post") == [
         "stem.weight", "stem.bias",
         "blocks.0.fc1.weight", "blocks.0.fc1.bias", "blocks.0.fc2.weight", "blocks.0.fc2.bias",
         "blocks.0.norm.gamma", "blocks.0.norm.beta",

@@ -61,6 +61,13 @@ export class DriftChart {
     this.reset(null);
   }
 
+  /** What an empty strip says: drift is off in the run shown (`drift_lag` 0), still needs
+   *  `drift_lag` + 1 frames, or no run has started. */
+  emptyNote() {
+    if (this.lag === 0) return "drift is off in this run";
+    return this.lag ? `drift needs ${this.lag + 1} frames` : this.options.emptyNote ?? "appears when a run starts";
+  }
+
   reset(run) {
     this.runs = runsOf(run);
     this.steps = run?.config?.steps ?? 1;
@@ -120,9 +127,7 @@ export class DriftChart {
         };
       }),
       coloraxis: colorAxis(HEAT, zRange[1], "drift"),
-      ...(empty
-        ? emptyLayout(this.lag ? `drift needs ${this.lag + 1} frames` : this.options.emptyNote ?? "appears when a run starts")
-        : {}),
+      ...(empty ? emptyLayout(this.emptyNote()) : {}),
     });
     if (empty) { delete layout.coloraxis; delete layout.yaxis2; }
     Plotly.react(this.element, traces, layout, PLOT_CONFIG);
