@@ -183,7 +183,10 @@ def _init_conv(conv: nn.Conv2d, spec: RunSpec, gen: torch.Generator) -> nn.Conv2
         conv.weight.uniform_(-bound, bound, generator=gen)
         bias.uniform_(-bound, bound, generator=gen)
         return conv
-    if spec.init == "xavier":
+    if spec.init == "standard":
+        bound = 1 / math.sqrt(fan_in)  # Glorot & Bengio's "standard" init: zero biases
+        conv.weight.uniform_(-bound, bound, generator=gen)
+    elif spec.init == "xavier":
         bound = math.sqrt(6 / (fan_in + fan_out))  # Glorot & Bengio, with torch's conv fans
         conv.weight.uniform_(-bound, bound, generator=gen)
     elif spec.init == "kaiming":

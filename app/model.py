@@ -271,7 +271,10 @@ def _init_linear(linear: nn.Linear, spec: RunSpec, gen: torch.Generator) -> nn.L
         linear.weight.uniform_(-bound, bound, generator=gen)
         linear.bias.uniform_(-bound, bound, generator=gen)
         return linear
-    if spec.init == "xavier":
+    if spec.init == "standard":
+        bound = 1 / math.sqrt(fan_in)  # Glorot & Bengio's "standard" init: zero biases
+        linear.weight.uniform_(-bound, bound, generator=gen)
+    elif spec.init == "xavier":
         bound = math.sqrt(6 / (fan_in + fan_out))  # Glorot & Bengio's normalised init
         linear.weight.uniform_(-bound, bound, generator=gen)
     elif spec.init == "kaiming":

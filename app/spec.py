@@ -17,7 +17,7 @@ Norm = Literal["none", "batch", "layer", "group", "rms"]
 NormPosition = Literal["before", "after", "pre", "post"]
 Arch = Literal["mlp", "resmlp", "transformer", "cnn"]
 Task = Literal["copy", "reverse", "sort"]
-Init = Literal["default", "xavier", "kaiming", "normal"]
+Init = Literal["default", "standard", "xavier", "kaiming", "normal"]
 Optimizer = Literal["sgd", "momentum", "adam"]
 Device = Literal["auto", "cpu", "cuda"]
 
@@ -37,7 +37,9 @@ class RunSpec:
     # mlp/cnn: before (Linear -> Norm -> Act, Ioffe & Szegedy) | after (Linear -> Act -> Norm);
     # resmlp/transformer: pre (x + F(Norm(x))) | post (Norm(x + F(x)))
     norm_position: NormPosition = "before"
-    init: Init = "default"  # default: PyTorch's U(+-1/sqrt(fan_in)) for weights and biases
+    init: Init = "default"  # default: PyTorch's U(+-1/sqrt(fan_in)) for weights and biases;
+    # standard: Glorot & Bengio's "standard" init, the same weights with zero biases; xavier,
+    # kaiming and normal draw the weights as named and zero the biases
     init_std: float = 1.0  # std of the "normal" init
     optimizer: Optimizer = "sgd"  # "momentum" is SGD with momentum 0.9
     lr: float = 0.1
