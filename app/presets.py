@@ -430,8 +430,9 @@ ARCHITECTURE_PRESETS: tuple[Preset, ...] = (
         title="Transformer at initialisation: gradient norm by layer",
         summary="Twelve blocks, Post-LN (A) vs Pre-LN (B), with gradient probes, at a slow pace: the "
         "first frames show each block's FFN weight-gradient norm at the untrained weights.",
-        look_for="A's gradient norm rises block by block toward the top; B's does not rise (it falls "
-        "slightly). The update-ratio chart shows the same top-heavy steps in A.",
+        look_for="B's (Pre-LN) gradient norm falls block by block toward the top, to about a third; "
+        "A's (Post-LN) top blocks get two to four times B's. Whether A's own norms rise toward the top "
+        "depends on the seed: try a few.",
         question="Which blocks would a large early learning rate move most in A?",
         spec=replace(
             _TRANSFORMER,
@@ -447,7 +448,9 @@ ARCHITECTURE_PRESETS: tuple[Preset, ...] = (
         paper="Xiong et al. 2020, Fig. 3",
         claim="At initialisation Post-LN's per-layer gradient norm of W_ffn2 grows with the layer "
         "index while Pre-LN's stays flat. Toy figures (L = 12): Post-LN ~0.48 → 0.76 across layers, "
-        "Pre-LN ~0.59 → 0.32. Measured here (seed 0): Post-LN 0.8 → 2.8, Pre-LN 1.7 → 0.4.",
+        "Pre-LN ~0.59 → 0.32. Measured here at step 1 over seeds 0–5: Pre-LN's last block gets "
+        "0.24–0.37 × its first block's gradient norm, and Post-LN's top three blocks get 2.1–4.4 × "
+        "Pre-LN's, for every seed; Post-LN's own last/first ratio varies by seed (0.8–2.4).",
         view="gradients",
     ),
     Preset(
@@ -538,7 +541,7 @@ ARCHITECTURE_PRESETS: tuple[Preset, ...] = (
             width=128,
             activation="tanh",
             norm="none",
-            init="default",
+            init="standard",
             optimizer="sgd",
             lr=0.1,
             batch_size=64,
@@ -548,9 +551,11 @@ ARCHITECTURE_PRESETS: tuple[Preset, ...] = (
         ),
         compare={"init": "xavier"},
         paper="Glorot & Bengio 2010, Fig. 3–6",
-        claim="With the standard init the activations (and back-propagated gradients) shrink with "
-        "depth; the normalised init keeps their variance across layers. Toy figures, 20 × 256 tanh: "
-        "activation std 0.46 → 1e-5 across layers with the standard init, 0.63 → 0.16 with Xavier.",
+        claim="With the standard init (zero biases) the activations (and back-propagated gradients) "
+        "shrink with depth; the normalised init keeps their variance across layers. Measured here at "
+        "step 0 over seeds 0–2: activation std 0.25–0.28 in layer 1 → ~6e-5 in layer 16 with the "
+        "standard init, 0.34–0.38 → ~0.16 with Xavier. (PyTorch's `default` init also draws the "
+        "biases from U[±1/√n], which floors the deep std near 0.06.)",
     ),
     Preset(
         id="bjorck-deep-relu",
