@@ -166,10 +166,26 @@ def test_init_schemes_have_their_scales() -> None:
         ("kaiming", math.sqrt(2 / width)),
         ("normal", 0.37),
         ("default", 1 / math.sqrt(3 * width)),
+        ("standard", 1 / math.sqrt(3 * width)),
     ]:
         model = build_model(RunSpec(init=init, init_std=0.37, depth=2, width=width), 64, 10)
         weight = model.hidden[1].linear.weight
         assert weight.std().item() == pytest.approx(expected_std, rel=0.03), init
+
+
+@pytest.mark.parametrize("init", ["default", "standard", "xavier", "kaiming", "normal"])
+def test_only_the_default_init_draws_biases(init: str) -> None:
+    # Glorot & Bengio's "standard" init is PyTorch's weight draw with zero biases; PyTorch's
+    # default also draws the biases from U(+-1/sqrt(fan_in)), which floors a deep tanh net's std.
+    model = build_model(RunSpec(init=init, depth=3, width=64), 64, 10)
+    for layer in model.hidden:
+        bias, fan_in = layer.linear.bias, layer.linear.weight.shape[1]
+        if init == "default":
+            assert bias.abs().max().item() <= 1 / math.sqrt(fan_in) and bias.abs().min().item() > 0
+        else:
+            assert torch.count_nonzero(bias).item() == 0, init
+        if init in ("default", "standard"):
+            assert layer.linear.weight.abs().max().item() <= 1 / math.sqrt(fan_in)
 
 
 def test_norm_position_orders_the_layer() -> None:
