@@ -116,3 +116,23 @@ def test_conv_batch_norm_pools_pixels_and_holds_up_at_batch_two() -> None:
     last = bn[-1]
     assert last.test_acc_batch_stats is not None and last.test_acc is not None
     assert abs(last.test_acc - last.test_acc_batch_stats) < 0.1
+
+
+def _mean_ics(snapshots: list[Snapshot]) -> tuple[float, float]:
+    readings = [m for s in snapshots if s.ics for m in s.ics if m is not None]
+    assert readings, "ics_every is on in both Santurkar presets"
+    return sum(m.dist for m in readings) / len(readings), sum(m.cos for m in readings) / len(readings)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_santurkar_ics_both_comparisons_as_quoted(seed: int) -> None:
+    # Measured, 100 steps: default init A dist 0.000 (loss 2.30), B 0.11-0.13; He init A dist
+    # 0.75-1.04 cos 0.34-0.39, B dist 0.09-0.10 cos 0.94-0.95.
+    (_, stalled), (_, bn) = _twins("santurkar-ics", seed=seed, steps=100, eval_every=100)
+    assert stalled[-1].loss is not None and stalled[-1].loss > 2.2  # the plain net does not learn
+    assert _mean_ics(bn)[0] > 10 * _mean_ics(stalled)[0]
+    (_, plain), (_, bn_he) = _twins("santurkar-ics-he", seed=seed, steps=100, eval_every=100)
+    assert plain[-1].loss is not None and plain[-1].loss < 1.5  # now both learn
+    (plain_dist, plain_cos), (bn_dist, bn_cos) = _mean_ics(plain), _mean_ics(bn_he)
+    assert plain_dist > 3 * bn_dist, (plain_dist, bn_dist)
+    assert plain_cos < bn_cos - 0.3, (plain_cos, bn_cos)
