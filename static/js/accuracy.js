@@ -14,8 +14,9 @@ export class AccuracyReadout {
   constructor(element) {
     this.element = element;
     element.innerHTML = '<span class="acc-test">test <b></b></span> · '
-      + '<span class="acc-generated" title="Each answer token generated from the prompt and the model’s own earlier answers">'
-      + "one token at a time <b></b></span>";
+      + '<span class="acc-generated" title="Each answer token generated from the prompt and the model’s own earlier answers, '
+      + 'on the first 128 test rows (the one-pass test accuracy uses every test row)">'
+      + "one token at a time (128 rows) <b></b></span>";
     this.values = { test: element.querySelector(".acc-test b"), generated: element.querySelector(".acc-generated b") };
     this.reset(null);
   }
