@@ -46,6 +46,7 @@ class Session:
         self.run: RemoteRun | None = None
         self._starting: asyncio.Task[None] | None = None
         self._run_ids = itertools.count(1)
+        self._sweeping = False  # the run in progress is a sweep: its rates are fixed per point
 
     @property
     def waiting(self) -> bool:
@@ -81,6 +82,17 @@ class Session:
         elif isinstance(message, StopMessage):
             run.stop()
         elif isinstance(message, SetMessage):
+            if self._sweeping:
+                raise ProtocolError(
+                    "invalid_message",
+                    "'set' is refused during a sweep: each point trains at its own rate",
+                    [
+                        {
+                            "field": "lr",
+                            "message": "lr is fixed per sweep point; stop the sweep to train at another rate",
+                        }
+                    ],
+                )
             run.set_lr(message.lr)
 
     def validate(self, message: StartMessage | SweepMessage) -> Job:
@@ -109,7 +121,10 @@ class Session:
         previous, self.run = self.run, None
         if previous is not None and previous.active:
             previous.stop()
-            self.outbox.put({"type": "state", "state": "stopped", "step": previous.step})
+            # A run that has sent its last state (done, say) but whose worker has not yet said it
+            # is idle is over: a 'stopped' now would contradict the 'done' the client just read.
+            if previous.final_state is None:
+                self.outbox.put({"type": "state", "state": "stopped", "step": previous.step})
             await _finished(previous)  # its worker goes back to the pool first
         try:
             worker = await self.pool.acquire(self._queued)
@@ -125,6 +140,7 @@ class Session:
             )
             self.on_busy()
             return
+        self._sweeping = job.sweep is not None
         self.run = worker.begin(
             job.spec, self.outbox, run_id, self.settings.max_run_seconds, twin=job.twin, sweep=job.sweep
         )

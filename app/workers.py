@@ -35,6 +35,7 @@ from app.spec import RunSpec
 
 FRAME, KEPT, MESSAGE, IDLE = b"F", b"K", b"M", b"I"
 NO_SLOT = b"-"  # the frame slot of a single run
+FINAL_STATES = frozenset({"done", "stopped", "diverged", "timeout", "failed"})  # a run's last state
 KILL_GRACE_S = 5.0  # a run that ignores stop (or its time limit) this long is killed
 
 logger = logging.getLogger(__name__)
@@ -168,6 +169,7 @@ class RemoteRun:
         self.finished = threading.Event()
         self.deadline = time.monotonic() + max_seconds + KILL_GRACE_S
         self.stop_requested_at: float | None = None
+        self.final_state: str | None = None  # the run's last state, once the worker has sent it
         self._on_finish: list[Callable[[], None]] = []
 
     @property
@@ -202,6 +204,8 @@ class RemoteRun:
             message = orjson.loads(text)
             if message.get("type") == "state":
                 self.step = message["step"]
+                if "run" not in message and message["state"] in FINAL_STATES:
+                    self.final_state = message["state"]
         self.outbox.put_text(text, slot, self.run_id, keep)
 
     def end(self, died: str | None = None) -> None:

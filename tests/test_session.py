@@ -1,0 +1,133 @@
+"""Session on the event loop with a fake worker pool: no worker processes, no sockets.
+
+The fake worker records the commands the session sends down the pipe and lets a test deliver
+the worker's messages, as the pipe reader would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+import pytest
+
+from app.config import Settings
+from app.runner import Outbox, encode
+from app.schemas import ProtocolError, parse_client_message
+from app.session import Session
+from app.spec import RunSpec
+from app.workers import RemoteRun
+
+
+class FakeWorker:
+    """Stands in for workers.Worker: begin() hands back a real RemoteRun wired to this fake."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[Any, ...]] = []
+        self.runs: list[RemoteRun] = []
+
+    def send(self, command: tuple[Any, ...]) -> None:
+        self.sent.append(command)
+
+    def begin(
+        self,
+        spec: RunSpec,
+        outbox: Outbox,
+        run_id: int,
+        max_seconds: float,
+        twin: RunSpec | None = None,
+        sweep: tuple[tuple[float, ...], int] | None = None,
+    ) -> RemoteRun:
+        run = RemoteRun(self, spec, outbox, run_id, max_seconds)  # type: ignore[arg-type]
+        self.runs.append(run)
+        self.send(("run", run_id, sweep))
+        return run
+
+
+class FakePool:
+    size, max_queue = 1, 0
+
+    def __init__(self) -> None:
+        self.worker = FakeWorker()
+
+    async def acquire(self, on_position: Any) -> FakeWorker:
+        return self.worker
+
+
+def _session() -> tuple[Session, Outbox, FakePool]:
+    outbox = Outbox(wake=lambda: None)
+    pool = FakePool()
+    session = Session(outbox, Settings(), pool, cuda_available=False, on_busy=lambda: None)  # type: ignore[arg-type]
+    return session, outbox, pool
+
+
+async def _handle(session: Session, message: dict[str, Any]) -> None:
+    session.handle(parse_client_message(orjson.dumps(message).decode()))
+    if session._starting is not None:
+        await asyncio.wait_for(asyncio.shield(session._starting), timeout=30)
+
+
+def _states(outbox: Outbox) -> list[str]:
+    return [m["state"] for m in map(orjson.loads, outbox.take()) if m["type"] == "state"]
+
+
+def test_a_start_just_after_done_reports_no_spurious_stopped() -> None:
+    async def scenario() -> list[str]:
+        session, outbox, pool = _session()
+        await _handle(session, {"type": "start", "config": {"steps": 10}})
+        first = pool.worker.runs[0]
+        # The worker has sent its last state, but not yet the idle marker that ends the job.
+        first.deliver(encode({"type": "state", "state": "done", "step": 10}), None)
+        assert first.active and first.final_state == "done"
+        session.handle(parse_client_message(orjson.dumps({"type": "start", "config": {}}).decode()))
+        await asyncio.sleep(0)  # let the start task reach its wait for the old run
+        first.end()  # the idle marker: the old run's worker is free again
+        assert session._starting is not None
+        await asyncio.wait_for(session._starting, timeout=30)
+        assert len(pool.worker.runs) == 2
+        return _states(outbox)
+
+    assert "stopped" not in asyncio.run(scenario())
+
+
+def test_a_start_that_replaces_a_running_run_reports_stopped() -> None:
+    async def scenario() -> list[str]:
+        session, outbox, pool = _session()
+        await _handle(session, {"type": "start", "config": {"steps": 10}})
+        first = pool.worker.runs[0]
+        first.deliver(encode({"type": "state", "state": "running", "step": 3}), None)
+        outbox.take()
+        session.handle(parse_client_message(orjson.dumps({"type": "start", "config": {}}).decode()))
+        await asyncio.sleep(0)
+        first.end()
+        assert session._starting is not None
+        await asyncio.wait_for(session._starting, timeout=30)
+        return _states(outbox)
+
+    assert asyncio.run(scenario()) == ["stopped"]
+
+
+def test_set_lr_during_a_sweep_is_refused_naming_lr() -> None:
+    async def scenario() -> tuple[ProtocolError, list[tuple[Any, ...]]]:
+        session, _, pool = _session()
+        await _handle(
+            session, {"type": "sweep", "config": {}, "compare": None, "lrs": [0.01, 0.1], "steps": 20}
+        )
+        with pytest.raises(ProtocolError) as refused:
+            session.handle(parse_client_message('{"type":"set","lr":0.5}'))
+        return refused.value, pool.worker.sent
+
+    error, sent = asyncio.run(scenario())
+    assert error.errors and error.errors[0]["field"] == "lr"
+    assert all(command[0] != "set_lr" for command in sent)
+
+
+def test_set_lr_of_a_plain_run_reaches_the_worker() -> None:
+    async def scenario() -> list[tuple[Any, ...]]:
+        session, _, pool = _session()
+        await _handle(session, {"type": "start", "config": {}})
+        session.handle(parse_client_message('{"type":"set","lr":0.5}'))
+        return pool.worker.sent
+
+    assert ("set_lr", 0.5) in asyncio.run(scenario())
