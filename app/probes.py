@@ -71,7 +71,7 @@ class LayerStats:
     post: Histogram
     saturated: float  # fraction of unit-examples with derivative below 5% of its maximum
     dead: float  # fraction of units off for the whole batch
-    nonfinite: int  # NaN/inf values in pre and post together
+    nonfinite: int  # NaN/inf values in pre and post together, over the whole batch
     # Instruments, None when off (filled in by the Trainer):
     grad: Histogram | None = None  # dL/d(pre-activation)
     weight_grad: Histogram | None = None  # dL/dW of the layer's Linear
@@ -314,13 +314,21 @@ def _dead_shares(
 
 def _floats(shares: list[torch.Tensor | None]) -> list[float]:
     """Each share as a float, 0 for None or NaN (an empty tensor), with one host sync for all."""
+    return _floats_and_values(shares, [])[0]
+
+
+def _floats_and_values(
+    shares: list[torch.Tensor | None], raw: list[torch.Tensor]
+) -> tuple[list[float], list[float]]:
+    """`_floats` of `shares` and the 0-d tensors `raw` as they are (NaN stays NaN): one host sync."""
     present = [share for share in shares if share is not None]
-    values = iter(torch.stack(present).tolist() if present else [])
+    stacked = present + raw
+    values = iter(torch.stack(stacked).tolist() if stacked else [])
     out = []
     for share in shares:
         value = next(values) if share is not None else 0.0
         out.append(0.0 if math.isnan(value) else value)
-    return out
+    return out, list(values)
 
 
 def summary_values(taps: int) -> int:
@@ -329,10 +337,21 @@ def summary_values(taps: int) -> int:
     return max(MIN_SUMMARY_VALUES, min(MAX_SUMMARY_VALUES, share))
 
 
+def _summarised_rows(values: torch.Tensor, limit: int) -> int:
+    """How many first examples of a (batch, ...) tensor hold at most `limit` values (at least one)."""
+    return max(1, limit // max(1, math.prod(values.shape[1:])))
+
+
 def _first_examples(values: torch.Tensor, limit: int) -> torch.Tensor:
     """The first examples of a (batch, ...) tensor holding at most `limit` values (at least one)."""
-    rows = max(1, limit // max(1, math.prod(values.shape[1:])))
+    rows = _summarised_rows(values, limit)
     return values if rows >= values.shape[0] else values[:rows]
+
+
+def _later_examples(values: torch.Tensor, limit: int) -> torch.Tensor | None:
+    """The examples `_first_examples` leaves out; None when it keeps the whole batch."""
+    rows = _summarised_rows(values, limit)
+    return None if rows >= values.shape[0] else values[rows:]
 
 
 def _select(values: torch.Tensor, tap: Tap) -> torch.Tensor:
@@ -393,11 +412,23 @@ class ActivationProbe:
         hists = iter(histograms_of(summarised, bins))
         pre_hists = [next(hists) for _ in self.taps]
         post_hists = [next(hists) for _ in self.taps]
-        # The fractions see the whole batch; one host sync for all of them.
+        # The fractions and the non-finite counts see the whole batch; one host sync for all of
+        # them. The histograms counted the non-finite values of the first examples. The examples
+        # they left out are summed: NaN and inf make a sum non-finite, so a finite sum means all
+        # finite (a sum is ~10x cheaper than torch.isfinite(...).all() on the CPU). Only where it
+        # is not (a diverging step, or finite values overflowing) are they counted.
+        taps = len(self.taps)
         shares = [_saturated_share(tap.activation, posts[i]) for i, tap in enumerate(self.taps)]
         shares += _dead_shares([tap.activation for tap in self.taps], pres, posts)
-        fractions = _floats(shares)
-        saturated, dead = fractions[: len(self.taps)], fractions[len(self.taps) :]
+        later = [_later_examples(values, limit) for values in pres + posts]
+        sums = [rest.sum(dtype=torch.float32) for rest in later if rest is not None]
+        fractions, totals = _floats_and_values(shares, sums)
+        saturated, dead = fractions[:taps], fractions[taps:]
+        total = iter(totals)
+        uncounted = [
+            0 if rest is None or math.isfinite(next(total)) else int((~torch.isfinite(rest)).sum().item())
+            for rest in later
+        ]
         layers = []
         for i, tap in enumerate(self.taps):
             (pre_hist, pre_bad), (post_hist, post_bad) = pre_hists[i], post_hists[i]
@@ -408,7 +439,7 @@ class ActivationProbe:
                     post=post_hist,
                     saturated=saturated[i],
                     dead=dead[i],
-                    nonfinite=pre_bad + post_bad,
+                    nonfinite=pre_bad + uncounted[i] + post_bad + uncounted[taps + i],
                     grad=next(hists)[0] if grads[i] is not None else None,
                 )
             )

@@ -245,6 +245,11 @@ def _fractions_as_first_written(
     return saturated, dead
 
 
+def _nonfinite_in(values: torch.Tensor) -> int:
+    """How many NaN/inf values the whole tensor holds, by numpy."""
+    return int((~np.isfinite(values.detach().numpy())).sum())
+
+
 def _by_hand(taps: list[Tap], model: torch.nn.Module, x: torch.Tensor, bins: int) -> list[dict[str, object]]:
     """What collect should report for each tap, from hooks of our own and the single-tensor path."""
     seen: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
@@ -268,15 +273,15 @@ def _by_hand(taps: list[Tap], model: torch.nn.Module, x: torch.Tensor, bins: int
             pre, post, grad = pre[:, a:b], post[:, a:b], grad[:, a:b]
         pre, post = pre.detach(), post.detach()
         rows = max(1, summary_values(len(taps)) // pre[0].numel())
-        pre_hist, pre_bad = histogram_of(pre[:rows], bins)
-        post_hist, post_bad = histogram_of(post[:rows], bins)
+        pre_hist, _ = histogram_of(pre[:rows], bins)
+        post_hist, _ = histogram_of(post[:rows], bins)
         saturated, dead = _fractions_as_first_written(tap.activation, pre, post)
         out.append(
             {
                 "name": tap.name,
                 "pre": pre_hist,
                 "post": post_hist,
-                "nonfinite": pre_bad + post_bad,
+                "nonfinite": _nonfinite_in(pre) + _nonfinite_in(post),  # the whole batch
                 "saturated": saturated,
                 "dead": dead,
                 "grad": histogram_of(grad[:rows], bins)[0],
@@ -318,13 +323,86 @@ def test_cnn_probe_reports_what_histogram_of_gives_channel_group_by_group(width:
 
 
 def test_probe_of_a_diverging_step_still_reports_what_histogram_of_gives() -> None:
-    model = build_model(RunSpec(depth=3, width=32, activation="relu"), 2, 2)
-    x = torch.randn(64, 2)
-    x[1, 0], x[5, 1] = float("nan"), float("inf")
+    """Non-finite inputs at the first, a middle and the last example of a batch wider than the
+    summary: the histograms summarise the first examples, nonfinite counts the whole batch."""
+    model = build_model(RunSpec(depth=3, width=96, activation="relu"), 2, 2)
+    x = torch.randn(128, 2, generator=torch.Generator().manual_seed(6))
+    assert summary_values(3) // 96 < 100  # examples 100 and 127 are not summarised
+    x[0, 0], x[100, 1], x[127, 0] = float("nan"), float("inf"), -float("inf")
     taps = model.taps()
     collected, by_hand = _collected(taps, model, x, 16), _by_hand(taps, model, x, 16)
     assert all(layer["nonfinite"] for layer in collected)
     assert collected == by_hand
+
+
+def _fed_probe(activations: list[str], batches: list[torch.Tensor]) -> list[int]:
+    """nonfinite of probes on standalone nonlinearities, each fed its own pre-activation."""
+    modules = {"relu": torch.nn.ReLU, "tanh": torch.nn.Tanh, "sigmoid": torch.nn.Sigmoid}
+    taps = [Tap(f"t{i}", modules[a](), activation=a) for i, a in enumerate(activations)]
+    probe = ActivationProbe(taps)
+    probe.armed = True
+    for tap, pre in zip(taps, batches, strict=True):
+        tap.module(pre)
+    layers = probe.collect(bins=32)
+    probe.remove()
+    return [layer.nonfinite for layer in layers]
+
+
+def _whole_batch_nonfinite(activation: str, pre: torch.Tensor) -> int:
+    """The protocol's nonfinite, from numpy alone: NaN/inf values of the pre- and post-activation."""
+    x = pre.numpy().astype(np.float64)
+    with np.errstate(all="ignore"):
+        post = {
+            "relu": np.maximum(x, 0.0),  # NaN stays NaN, -inf becomes 0
+            "tanh": np.tanh(x),  # +-inf becomes +-1
+            "sigmoid": 1.0 / (1.0 + np.exp(-x)),  # +-inf becomes 1 or 0
+        }[activation]
+    return int((~np.isfinite(x)).sum() + (~np.isfinite(post)).sum())
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh", "sigmoid"])
+@pytest.mark.parametrize("example", [0, 64, 127])
+def test_nonfinite_counts_the_whole_batch_wherever_the_bad_value_sits(activation: str, example: int) -> None:
+    """128 x 256 is four times the summary budget: examples 32 on are not summarised."""
+    pre = torch.randn(128, 256, generator=torch.Generator().manual_seed(example))
+    assert pre.numel() > MAX_SUMMARY_VALUES
+    pre[example, 3], pre[example, 7], pre[example, 200] = float("nan"), float("inf"), -float("inf")
+    (nonfinite,) = _fed_probe([activation], [pre])
+    assert nonfinite == _whole_batch_nonfinite(activation, pre)
+    assert nonfinite == {"relu": 5, "tanh": 4, "sigmoid": 4}[activation]
+
+
+def test_nonfinite_counts_first_middle_and_last_examples_together_tap_by_tap() -> None:
+    g = torch.Generator().manual_seed(8)
+    pres = [torch.randn(128, 256, generator=g) for _ in range(4)]
+    pres[0][0, 0] = float("nan")
+    pres[0][64, 1] = float("inf")
+    pres[0][127, 255] = -float("inf")
+    pres[1][127, :10] = float("nan")  # only the last example
+    # pres[2] stays finite
+    pres[3][50:60, 5] = float("inf")  # a middle block only
+    activations = ["relu", "tanh", "relu", "sigmoid"]
+    counts = _fed_probe(activations, pres)
+    assert counts == [_whole_batch_nonfinite(a, p) for a, p in zip(activations, pres, strict=True)]
+    assert counts == [5, 20, 0, 10]
+
+
+def test_nonfinite_counts_the_whole_batch_of_each_channel_group() -> None:
+    """A conv map's channel groups: each group counts only its own channels, over every example."""
+    pre = torch.randn(256, 8, 8, 8, generator=torch.Generator().manual_seed(9))
+    pre[0, 1, 0, 0] = float("nan")  # group 0, summarised example
+    pre[200, 2, 3, 3] = float("inf")  # group 0, left out of the summary
+    pre[255, 6, 7, 7] = float("nan")  # group 1, the last example
+    relu = torch.nn.ReLU()
+    taps = [Tap(f"g{a}", relu, activation="relu", channels=(a, a + 4)) for a in (0, 4)]
+    probe = ActivationProbe(taps)
+    probe.armed = True
+    relu(pre)
+    layers = probe.collect(bins=16)
+    probe.remove()
+    assert layers[0].pre.n < pre[:, :4].numel()  # the histograms summarise the first examples only
+    expected = [_whole_batch_nonfinite("relu", pre[:, a : a + 4]) for a in (0, 4)]
+    assert [layer.nonfinite for layer in layers] == expected == [4, 2]
 
 
 def test_weight_gradient_histograms_are_histogram_of_each_gradient() -> None:
