@@ -72,14 +72,16 @@ def _states(outbox: Outbox) -> list[str]:
     return [m["state"] for m in map(orjson.loads, outbox.take()) if m["type"] == "state"]
 
 
-def test_a_start_just_after_done_reports_no_spurious_stopped() -> None:
+def _replace_run_after(last_state: str) -> list[str]:
+    """The states a client reads when a start replaces a run whose worker last sent `last_state`."""
+
     async def scenario() -> list[str]:
         session, outbox, pool = _session()
         await _handle(session, {"type": "start", "config": {"steps": 10}})
         first = pool.worker.runs[0]
-        # The worker has sent its last state, but not yet the idle marker that ends the job.
-        first.deliver(encode({"type": "state", "state": "done", "step": 10}), None)
-        assert first.active and first.final_state == "done"
+        first.deliver(encode({"type": "state", "state": last_state, "step": 10}), None)
+        assert first.active  # the worker has not yet sent the idle marker that ends the job
+        outbox.take()
         session.handle(parse_client_message(orjson.dumps({"type": "start", "config": {}}).decode()))
         await asyncio.sleep(0)  # let the start task reach its wait for the old run
         first.end()  # the idle marker: the old run's worker is free again
@@ -88,24 +90,15 @@ def test_a_start_just_after_done_reports_no_spurious_stopped() -> None:
         assert len(pool.worker.runs) == 2
         return _states(outbox)
 
-    assert "stopped" not in asyncio.run(scenario())
+    return asyncio.run(scenario())
+
+
+def test_a_start_just_after_done_reports_no_spurious_stopped() -> None:
+    assert _replace_run_after("done") == []
 
 
 def test_a_start_that_replaces_a_running_run_reports_stopped() -> None:
-    async def scenario() -> list[str]:
-        session, outbox, pool = _session()
-        await _handle(session, {"type": "start", "config": {"steps": 10}})
-        first = pool.worker.runs[0]
-        first.deliver(encode({"type": "state", "state": "running", "step": 3}), None)
-        outbox.take()
-        session.handle(parse_client_message(orjson.dumps({"type": "start", "config": {}}).decode()))
-        await asyncio.sleep(0)
-        first.end()
-        assert session._starting is not None
-        await asyncio.wait_for(session._starting, timeout=30)
-        return _states(outbox)
-
-    assert asyncio.run(scenario()) == ["stopped"]
+    assert _replace_run_after("running") == ["stopped"]
 
 
 def test_set_lr_during_a_sweep_is_refused_naming_lr() -> None:
