@@ -52,6 +52,10 @@ def _faults_per_frame(*modes: str) -> list[dict[str, object]]:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt: Linux only")
 def test_kept_memory_stops_frames_faulting_pages_in() -> None:
     default, kept = _faults_per_frame("default", "kept")
+    if float(str(default["faults"])) <= 50:
+        # glibc's dynamic mmap threshold sometimes rises early in the default run, hiding the
+        # faults this test contrasts (seen once, on a loaded machine: 0.8 a frame): measure again.
+        default, kept = _faults_per_frame("default", "kept")
     assert kept["kept"] is True, "mallopt refused a setting"
     # Measured: ~150-450 faults a frame by default (steps between frames included), ~0 kept.
     assert float(str(default["faults"])) > 50
