@@ -34,7 +34,7 @@ def test_same_seed_same_data_order() -> None:
     assert torch.equal(peeked, a.next_indices())
 
 
-def test_same_seed_same_losses_different_norms_same_first_frame_inputs() -> None:
+def test_same_seed_same_losses_batch_norm_changes_first_frame_pre_activations() -> None:
     spec = RunSpec(dataset="digits", depth=3, width=32, steps=20, emit_every=10, seed=9)
     _, first = _run(spec)
     _, again = _run(spec)
