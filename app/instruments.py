@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
+from app.nets import Network
 from app.objective import cross_entropy
 from app.probes import Histogram
 
@@ -93,7 +94,7 @@ class _Binned:
 
 
 def _loss_and_grads(
-    model: nn.Module,
+    model: Network,
     params: Params,
     buffers: Params,
     x: torch.Tensor,
@@ -104,6 +105,7 @@ def _loss_and_grads(
     leaves = {name: value.detach().requires_grad_(name in wanted) for name, value in params.items()}
     # A fresh copy of the buffers per pass: batch norm updates its running averages in place.
     state = {**leaves, **{name: b.clone() for name, b in buffers.items()}}
+    assert isinstance(model, nn.Module)  # every Network is one
     logits = functional_call(model, state, (x,))
     loss = cross_entropy(logits, y)
     grads = torch.autograd.grad(loss, [leaves[name] for name in wanted])
@@ -122,7 +124,7 @@ class ShiftMeasure:
 
 
 def internal_covariate_shift(
-    model: nn.Module,
+    model: Network,
     before: Params,
     after: Params,
     x: torch.Tensor,
@@ -165,7 +167,7 @@ class Landscape:
 
 
 def loss_landscape(
-    model: nn.Module,
+    model: Network,
     params: Params,
     x: torch.Tensor,
     y: torch.Tensor,
@@ -192,6 +194,6 @@ def loss_landscape(
     return Landscape(loss_range=max(losses) - min(losses), grad_change=max(changes), beta=max(betas))
 
 
-def parameters_of(model: nn.Module) -> Params:
+def parameters_of(model: Network) -> Params:
     """A detached copy of every parameter, by name."""
     return {name: p.detach().clone() for name, p in model.named_parameters()}

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from app.model import BatchNorm, Tap
+from app.nets import BatchNorm, Tap
 
 PERCENTILES = (0.15, 0.50, 0.85)
 # Histograms and their statistics summarise the first examples of the (shuffled) batch: at most

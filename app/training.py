@@ -22,8 +22,7 @@ from app.instruments import (
     parameters_of,
     relative_drifts,
 )
-from app.model import BatchNorm, NoisyShift
-from app.networks import Network, build_network, load_data
+from app.nets import BatchNorm, Network, NoisyShift, build_network, load_data
 from app.objective import IGNORE, accuracy, correct_and_scored, cross_entropy
 from app.probes import ActivationProbe, BatchNormProbe, Histogram, LayerStats, histograms_of
 from app.spec import RunSpec

@@ -11,17 +11,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from app.cnn import (
-    CNN,
-    ChannelBatchNorm,
-    ChannelNoisyShift,
-    ConvLayer,
-    build_cnn,
-    build_image_norm,
-    channel_groups,
-)
 from app.data import load_dataset
-from app.model import EPS, GroupNorm
+from app.nets.cnn import CNN, build_cnn, channel_groups
+from app.nets.layers import EPS, BatchNorm, GroupNorm, NoisyShift, NormedLayer, build_norm
 from app.spec import RunSpec
 
 NORMS = ("none", "batch", "layer", "group")
@@ -34,8 +26,8 @@ def _spec(**changes: Any) -> RunSpec:
     return replace(base, **changes)
 
 
-def _layers(model: CNN) -> list[ConvLayer]:
-    return [layer for layer in model.layers if isinstance(layer, ConvLayer)]
+def _layers(model: CNN) -> list[NormedLayer]:
+    return [layer for layer in model.layers if isinstance(layer, NormedLayer)]
 
 
 def _affine(norm: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
@@ -65,9 +57,9 @@ def test_shapes_pool_and_head() -> None:
         assert all(c.out_channels == 8 and c.kernel_size == (3, 3) and c.padding == (1, 1) for c in convs)
 
 
-def test_channel_batch_norm_matches_torch_batch_norm_2d_in_training_and_eval() -> None:
+def test_batch_norm_of_images_matches_torch_batch_norm_2d_in_training_and_eval() -> None:
     gen = torch.Generator().manual_seed(1)
-    ours, ref = ChannelBatchNorm(8), nn.BatchNorm2d(8, eps=EPS, momentum=0.1)
+    ours, ref = BatchNorm(8), nn.BatchNorm2d(8, eps=EPS, momentum=0.1)
     _randomise_affine(ours, ref, gen)
     for batch in (5, 2, 1, 7):  # running averages accumulate; one image is still H*W values
         x = _images(gen, batch)
@@ -80,9 +72,9 @@ def test_channel_batch_norm_matches_torch_batch_norm_2d_in_training_and_eval() -
     torch.testing.assert_close(ours(x), ref(x))
 
 
-def test_channel_batch_norm_is_per_channel_over_batch_height_and_width() -> None:
+def test_batch_norm_of_images_is_per_channel_over_batch_height_and_width() -> None:
     gen = torch.Generator().manual_seed(2)
-    norm = build_image_norm("batch", 8, groups=4)
+    norm = build_norm("batch", 8, groups=4, images=True)
     gamma, beta = _affine(norm)
     with torch.no_grad():
         gamma.copy_(torch.randn(8, generator=gen))
@@ -96,7 +88,7 @@ def test_channel_batch_norm_is_per_channel_over_batch_height_and_width() -> None
 
 def test_group_norm_matches_torch_group_norm() -> None:
     gen = torch.Generator().manual_seed(3)
-    ours, ref = build_image_norm("group", 8, groups=4), nn.GroupNorm(4, 8, eps=EPS)
+    ours, ref = build_norm("group", 8, groups=4, images=True), nn.GroupNorm(4, 8, eps=EPS)
     _randomise_affine(ours, ref, gen)
     x = _images(gen)
     torch.testing.assert_close(ours(x), ref(x))
@@ -111,7 +103,7 @@ def test_group_norm_matches_torch_group_norm() -> None:
 
 def test_layer_norm_is_group_norm_with_one_group_over_channels_height_width() -> None:
     gen = torch.Generator().manual_seed(4)
-    ours, ref = build_image_norm("layer", 8, groups=4), nn.GroupNorm(1, 8, eps=EPS)
+    ours, ref = build_norm("layer", 8, groups=4, images=True), nn.GroupNorm(1, 8, eps=EPS)
     assert isinstance(ours, GroupNorm) and ours.groups == 1
     _randomise_affine(ours, ref, gen)
     x = _images(gen)
@@ -126,7 +118,7 @@ def test_layer_norm_is_group_norm_with_one_group_over_channels_height_width() ->
 
 def test_rms_norm_is_not_offered_for_images() -> None:
     with pytest.raises(AssertionError, match="rms"):
-        build_image_norm("rms", 8, groups=4)
+        build_norm("rms", 8, groups=4, images=True)
     with pytest.raises(AssertionError):
         build_cnn(_spec(norm="rms"), 10)
 
@@ -267,11 +259,11 @@ def test_tap_hooks_see_each_layers_pre_activation_and_activation(position: str) 
 
 def test_noisy_norm_is_one_scale_and_shift_per_channel_in_training_only() -> None:
     model = build_cnn(_spec(depth=3, width=8, norm="batch", noisy_norm=True), 10)
-    noises = [m for m in model.modules() if isinstance(m, ChannelNoisyShift)]
+    noises = [m for m in model.modules() if isinstance(m, NoisyShift)]
     assert len(noises) == 3
     model.resample_noise()
     layer = _layers(model)[0]
-    noise = cast(ChannelNoisyShift, layer.noise)
+    noise = cast(NoisyShift, layer.noise)
     assert not torch.equal(noise.scale, torch.ones(8)) and not torch.equal(noise.shift, torch.zeros(8))
     x = torch.rand(4, 1, 8, 8)
     normed = layer.norm(layer.conv(x))

@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from app.model import BatchNorm
+from app.nets import BatchNorm
 from app.probes import histogram_of
 from app.spec import RunSpec
 from app.training import Trainer, resolve_device

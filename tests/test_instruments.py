@@ -19,7 +19,7 @@ from app.instruments import (
     wasserstein1,
     wasserstein1_many,
 )
-from app.model import build_model
+from app.nets.mlp import build_mlp
 from app.probes import Histogram, histogram_of
 from app.spec import RunSpec
 
@@ -107,7 +107,7 @@ def _by_hand_gradient(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, 
 
 @pytest.mark.parametrize("norm", ["none", "batch"])
 def test_ics_matches_a_hand_written_two_pass_computation(norm: str) -> None:
-    model = build_model(RunSpec(depth=4, width=16, activation="relu", init="kaiming", norm=norm), 64, 10)
+    model = build_mlp(RunSpec(depth=4, width=16, activation="relu", init="kaiming", norm=norm), 64, 10)
     x, y = _batch()
     before = parameters_of(model)
     model.zero_grad()
@@ -118,7 +118,7 @@ def test_ics_matches_a_hand_written_two_pass_computation(norm: str) -> None:
     after = parameters_of(model)
     prefixes = [f"hidden.{i}." for i in range(4)]
     weights = [f"hidden.{i}.linear.weight" for i in range(4)]
-    fresh = build_model(RunSpec(depth=4, width=16, activation="relu", init="kaiming", norm=norm), 64, 10)
+    fresh = build_mlp(RunSpec(depth=4, width=16, activation="relu", init="kaiming", norm=norm), 64, 10)
     measured = internal_covariate_shift(fresh, before, after, x, y, weights)
     for i, weight in enumerate(weights):
         reference = copy.deepcopy(fresh)
@@ -137,7 +137,7 @@ def test_ics_matches_a_hand_written_two_pass_computation(norm: str) -> None:
 
 
 def test_landscape_leaves_every_weight_and_buffer_bit_identical() -> None:
-    model = build_model(RunSpec(depth=3, width=16, activation="relu", norm="batch"), 64, 10)
+    model = build_mlp(RunSpec(depth=3, width=16, activation="relu", norm="batch"), 64, 10)
     x, y = _batch()
     model(x)  # move the running averages away from their initial values
     params = {n: p.detach().clone() for n, p in model.named_parameters()}
@@ -151,7 +151,7 @@ def test_landscape_leaves_every_weight_and_buffer_bit_identical() -> None:
 
 
 def test_landscape_matches_a_hand_computation() -> None:
-    model = build_model(RunSpec(depth=2, width=8, activation="tanh"), 64, 10)
+    model = build_mlp(RunSpec(depth=2, width=8, activation="tanh"), 64, 10)
     x, y = _batch()
     lr = 0.5
     base = copy.deepcopy(model)

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from app.cnn import build_cnn
-from app.model import Tap, build_model
+from app.nets import Tap
+from app.nets.cnn import build_cnn
+from app.nets.mlp import build_mlp
 from app.probes import (
     FRAME_SUMMARY_VALUES,
     GELU_DEAD_BELOW,
@@ -95,7 +96,7 @@ def test_dead_fraction_counts_units_off_for_the_whole_batch() -> None:
 
 
 def test_probe_sees_the_activation_input_and_output() -> None:
-    model = build_model(RunSpec(depth=3, width=16, activation="tanh", norm="batch"), 2, 2)
+    model = build_mlp(RunSpec(depth=3, width=16, activation="tanh", norm="batch"), 2, 2)
     probe = ActivationProbe(model.taps())
     x = torch.randn(32, 2)
     probe.armed = True
@@ -120,7 +121,7 @@ def test_probe_sees_the_activation_input_and_output() -> None:
 
 
 def test_wide_layers_are_summarised_from_their_first_examples() -> None:
-    model = build_model(RunSpec(depth=1, width=256, activation="relu"), 2, 2)
+    model = build_mlp(RunSpec(depth=1, width=256, activation="relu"), 2, 2)
     probe = ActivationProbe(model.taps())
     x = torch.randn(128, 2)
     probe.armed = True
@@ -140,7 +141,7 @@ def test_a_deep_net_shares_the_frame_budget_between_its_layers() -> None:
     frame's pre- and post-activations hold FRAME_SUMMARY_VALUES values in all; the fractions
     still see the whole batch."""
     assert [summary_values(taps) for taps in (1, 8, 12, 16, 24, 64)] == [8192, 8192, 5461, 4096, 2730, 2048]
-    model = build_model(RunSpec(depth=16, width=128, activation="tanh"), 2, 2)
+    model = build_mlp(RunSpec(depth=16, width=128, activation="tanh"), 2, 2)
     taps = model.taps()
     probe = ActivationProbe(taps)
     x = torch.randn(128, 2, generator=torch.Generator().manual_seed(4))
@@ -306,7 +307,7 @@ def _collected(
 @pytest.mark.parametrize("activation", ["sigmoid", "tanh", "relu", "gelu"])
 @pytest.mark.parametrize("norm", ["none", "batch"])
 def test_mlp_probe_reports_what_histogram_of_gives_tap_by_tap(activation: str, norm: str) -> None:
-    model = build_model(RunSpec(depth=4, width=96, activation=activation, norm=norm, init="normal"), 64, 10)
+    model = build_mlp(RunSpec(depth=4, width=96, activation=activation, norm=norm, init="normal"), 64, 10)
     x = torch.randn(128, 64, generator=torch.Generator().manual_seed(3)) * 2
     x[:, :40] -= 1.5  # push some units off or into saturation
     taps = model.taps()
@@ -325,7 +326,7 @@ def test_cnn_probe_reports_what_histogram_of_gives_channel_group_by_group(width:
 def test_probe_of_a_diverging_step_still_reports_what_histogram_of_gives() -> None:
     """Non-finite inputs at the first, a middle and the last example of a batch wider than the
     summary: the histograms summarise the first examples, nonfinite counts the whole batch."""
-    model = build_model(RunSpec(depth=3, width=96, activation="relu"), 2, 2)
+    model = build_mlp(RunSpec(depth=3, width=96, activation="relu"), 2, 2)
     x = torch.randn(128, 2, generator=torch.Generator().manual_seed(6))
     assert summary_values(3) // 96 < 100  # examples 100 and 127 are not summarised
     x[0, 0], x[100, 1], x[127, 0] = float("nan"), float("inf"), -float("inf")

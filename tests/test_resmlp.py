@@ -11,8 +11,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from app.data import load_dataset
-from app.model import EPS, RMS_EPS, NoisyShift
-from app.resmlp import ResBlock, ResMLP, build_resmlp
+from app.nets.layers import EPS, RMS_EPS, NoisyShift
+from app.nets.resmlp import ResBlock, ResMLP, build_resmlp
 from app.spec import RunSpec
 
 NORMS = ("none", "batch", "layer", "group", "rms")

@@ -1,14 +1,29 @@
-"""The hand-written norm layers against torch.nn, and the builder's seeding promises."""
+"""The shared layers: the norms against torch.nn and their formulas, the noise, the inits."""
 
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import pytest
 import torch
 from torch import nn
 
-from app.model import EPS, RMS_EPS, Activation, BatchNorm, GroupNorm, LayerNorm, RMSNorm, build_model
+from app.nets.layers import (
+    EPS,
+    RMS_EPS,
+    Activation,
+    BatchNorm,
+    GroupNorm,
+    LayerNorm,
+    NoisyShift,
+    RMSNorm,
+    build_norm,
+    fans,
+    init_weight_and_bias,
+    initialised,
+    resample_noise,
+)
 from app.spec import RunSpec
 
 
@@ -137,69 +152,102 @@ def test_activation_module_applies_its_function(activation: str) -> None:
     torch.testing.assert_close(Activation(activation)(x), expected)
 
 
-def _linear_weights(spec: RunSpec) -> list[torch.Tensor]:
-    model = build_model(spec, features=64, classes=10)
-    return [
-        p.detach().clone() for m in model.modules() if isinstance(m, nn.Linear) for p in (m.weight, m.bias)
-    ]
+def test_build_norm_gives_each_kind_and_the_image_variants() -> None:
+    assert isinstance(build_norm("batch", 8, 4), BatchNorm)
+    assert isinstance(build_norm("layer", 8, 4), LayerNorm)
+    group = build_norm("group", 8, 4)
+    assert isinstance(group, GroupNorm) and group.groups == 4
+    assert isinstance(build_norm("rms", 8, 4), RMSNorm)
+    assert isinstance(build_norm("none", 8, 4), nn.Identity)
+    assert isinstance(build_norm("batch", 8, 4, images=True), BatchNorm)
+    image_layer = build_norm("layer", 8, 4, images=True)  # Wu & He: over each example's (C, H, W)
+    assert isinstance(image_layer, GroupNorm) and image_layer.groups == 1
+    with pytest.raises(AssertionError, match="rms"):
+        build_norm("rms", 8, 4, images=True)
 
 
-@pytest.mark.parametrize("init", ["default", "xavier", "kaiming", "normal"])
-def test_same_seed_same_initial_linear_weights_whatever_the_norm(init: str) -> None:
-    base = _linear_weights(RunSpec(seed=11, init=init, norm="none", depth=5, width=32))
-    for norm in ["batch", "layer", "group", "rms"]:
-        for position in ["before", "after"]:
-            other = _linear_weights(
-                RunSpec(seed=11, init=init, norm=norm, norm_position=position, depth=5, width=32)
-            )
-            assert len(other) == len(base)
-            for a, b in zip(base, other, strict=True):
-                assert torch.equal(a, b), (norm, position)
-    different_seed = _linear_weights(RunSpec(seed=12, init=init, depth=5, width=32))
-    assert not torch.equal(base[0], different_seed[0])
+def test_batch_norm_of_one_image_normalises_its_pixels() -> None:
+    """The batch-of-one shortcut is for (batch, features) only: one image has H*W values per channel."""
+    norm, ref = BatchNorm(3), nn.BatchNorm2d(3, eps=EPS)
+    x = torch.randn(1, 3, 4, 4, generator=torch.Generator().manual_seed(8))
+    torch.testing.assert_close(norm(x), ref(x))
+    torch.testing.assert_close(norm.running_var, ref.running_var)
 
 
-def test_init_schemes_have_their_scales() -> None:
-    width = 512
-    for init, expected_std in [
-        ("xavier", math.sqrt(2 / (width + width))),  # U(+-a) has std a/sqrt(3)
-        ("kaiming", math.sqrt(2 / width)),
-        ("normal", 0.37),
-        ("default", 1 / math.sqrt(3 * width)),
-        ("standard", 1 / math.sqrt(3 * width)),
-    ]:
-        model = build_model(RunSpec(init=init, init_std=0.37, depth=2, width=width), 64, 10)
-        weight = model.hidden[1].linear.weight
-        assert weight.std().item() == pytest.approx(expected_std, rel=0.03), init
+def test_noisy_shift_is_one_scale_and_shift_per_feature_or_channel_in_training_only() -> None:
+    noise = NoisyShift(3, torch.Generator().manual_seed(1))
+    noise.resample()
+    scale, shift = noise.scale, noise.shift
+    assert not torch.equal(scale, torch.ones(3)) and not torch.equal(shift, torch.zeros(3))
+    features = torch.randn(5, 3)
+    torch.testing.assert_close(noise(features), features * scale + shift)
+    images = torch.randn(5, 3, 4, 4)  # (batch, C, H, W): the channel's noise over all its pixels
+    torch.testing.assert_close(noise(images), images * scale[:, None, None] + shift[:, None, None])
+    noise.eval()
+    assert noise(images) is images
 
 
-@pytest.mark.parametrize("init", ["default", "standard", "xavier", "kaiming", "normal"])
-def test_only_the_default_init_draws_biases(init: str) -> None:
-    # Glorot & Bengio's "standard" init is PyTorch's weight draw with zero biases; PyTorch's
-    # default also draws the biases from U(+-1/sqrt(fan_in)), which floors a deep tanh net's std.
-    model = build_model(RunSpec(init=init, depth=3, width=64), 64, 10)
-    for layer in model.hidden:
-        bias, fan_in = layer.linear.bias, layer.linear.weight.shape[1]
-        if init == "default":
-            assert bias.abs().max().item() <= 1 / math.sqrt(fan_in) and bias.abs().min().item() > 0
-        else:
-            assert torch.count_nonzero(bias).item() == 0, init
-        if init in ("default", "standard"):
-            assert layer.linear.weight.abs().max().item() <= 1 / math.sqrt(fan_in)
+def test_noisy_shift_draws_santurkar_et_al_s_distributions() -> None:
+    noise = NoisyShift(20_000, torch.Generator().manual_seed(2))
+    noise.resample()
+    mu, sigma = noise.shift.mean().item(), noise.scale.mean().item()
+    assert -0.5 <= mu <= 0.5 and 1.0 <= sigma <= 1.25
+    assert (noise.shift - mu).abs().max().item() <= 0.1 + 1e-3  # m ~ U(mu - 0.1, mu + 0.1)
+    assert noise.scale.std().item() == pytest.approx(0.1, rel=0.05)  # s ~ N(sigma, 0.1)
 
 
-def test_norm_position_orders_the_layer() -> None:
-    x = torch.randn(32, 64)
-    before = build_model(RunSpec(norm="layer", norm_position="before", activation="relu", depth=1), 64, 10)
-    after = build_model(RunSpec(norm="layer", norm_position="after", activation="relu", depth=1), 64, 10)
-    layer_b, layer_a = before.hidden[0], after.hidden[0]
-    torch.testing.assert_close(layer_b(x), torch.relu(layer_b.norm(layer_b.linear(x))))
-    torch.testing.assert_close(layer_a(x), layer_a.norm(torch.relu(layer_a.linear(x))))
-    # Norm after ReLU re-centres each example: its mean over features is 0.
-    assert layer_a(x).mean(dim=1).abs().max().item() < 1e-5
+def test_resample_noise_redraws_every_noisy_shift_in_registration_order() -> None:
+    def layers() -> nn.Sequential:
+        gen = torch.Generator().manual_seed(3)
+        return nn.Sequential(NoisyShift(4, gen), nn.Sequential(nn.ReLU(), NoisyShift(4, gen)))
+
+    net, by_hand = layers(), layers()
+    resample_noise(net)
+    first, second = cast(NoisyShift, by_hand[0]), cast(NoisyShift, by_hand[1][1])
+    first.resample()
+    second.resample()
+    for ours, expected in zip(net.buffers(), by_hand.buffers(), strict=True):
+        assert torch.equal(ours, expected)
+    resample_noise(nn.Linear(2, 2))  # nothing to redraw: no error
 
 
-def test_model_shapes_and_layer_names() -> None:
-    model = build_model(RunSpec(depth=7, width=24), features=2, classes=2)
-    assert model(torch.randn(5, 2)).shape == (5, 2)
-    assert [tap.name for tap in model.taps()] == [f"layer{i}" for i in range(1, 8)]
+def test_fans_count_the_receptive_field() -> None:
+    assert fans(nn.Linear(5, 7).weight) == (5, 7)
+    assert fans(nn.Conv2d(3, 8, 3).weight) == (3 * 9, 8 * 9)
+
+
+def _drawn(init: str, fan_in: int, fan_out: int, std: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    weight, bias = torch.empty(fan_out, fan_in), torch.empty(fan_out)
+    init_weight_and_bias(weight, bias, fan_in, fan_out, init, torch.Generator().manual_seed(4), std)
+    return weight, bias
+
+
+@pytest.mark.parametrize(
+    "init,fan_in,fan_out,bound,std",
+    [
+        ("default", 400, 300, 1 / math.sqrt(400), 1 / math.sqrt(3 * 400)),
+        ("standard", 400, 300, 1 / math.sqrt(400), 1 / math.sqrt(3 * 400)),
+        ("xavier", 400, 300, math.sqrt(6 / 700), math.sqrt(2 / 700)),
+        ("kaiming", 400, 300, None, math.sqrt(2 / 400)),
+        ("normal", 400, 300, None, 0.37),
+    ],
+)
+def test_init_schemes_draw_their_distributions_from_the_fans_given(
+    init: str, fan_in: int, fan_out: int, bound: float | None, std: float
+) -> None:
+    weight, bias = _drawn(init, fan_in, fan_out, std=0.37)
+    assert weight.std().item() == pytest.approx(std, rel=0.02)
+    if bound is not None:
+        assert bound * 0.99 < weight.abs().max().item() <= bound
+    if init == "default":  # PyTorch's default draws the bias as the weight
+        assert 0 < bias.abs().max().item() <= 1 / math.sqrt(fan_in)
+    else:
+        assert torch.count_nonzero(bias).item() == 0
+
+
+def test_initialised_uses_torch_s_fans_and_the_spec_s_scheme() -> None:
+    spec = RunSpec(init="xavier", seed=5)
+    conv = initialised(nn.Conv2d(4, 6, 3), spec, torch.Generator().manual_seed(5))
+    weight, bias = torch.empty(6, 4, 3, 3), torch.empty(6)
+    init_weight_and_bias(weight, bias, 4 * 9, 6 * 9, "xavier", torch.Generator().manual_seed(5))
+    assert torch.equal(conv.weight, weight) and torch.equal(conv.bias, bias)

@@ -13,8 +13,18 @@ from typing import cast
 import torch
 from torch import nn
 
-from app.model import NOISE_SEED_OFFSET, Activation, NoisyShift, Tap, _init_linear, build_norm
+from app.nets.layers import (
+    NOISE_SEED_OFFSET,
+    Activation,
+    NoisyShift,
+    Tap,
+    build_norm,
+    initialised,
+    resample_noise,
+)
 from app.spec import RunSpec
+
+__all__ = ["ResBlock", "ResMLP", "build_resmlp"]
 
 
 class ResBlock(nn.Module):
@@ -80,9 +90,7 @@ class ResMLP(nn.Module):
         return taps
 
     def resample_noise(self) -> None:
-        for module in self.modules():
-            if isinstance(module, NoisyShift):
-                module.resample()
+        resample_noise(self)
 
 
 def build_resmlp(spec: RunSpec, features: int, classes: int) -> ResMLP:
@@ -95,12 +103,12 @@ def build_resmlp(spec: RunSpec, features: int, classes: int) -> ResMLP:
     # its own generator: norm, placement and noise cannot change one initial weight. W2 keeps
     # spec.init (no zero or 1/sqrt(depth) scaling) so the learner sees the untamed stream: it
     # grows block by block in pre-norm and is held at unit scale in post-norm.
-    stem = _init_linear(nn.Linear(features, width), spec, gen)
+    stem = initialised(nn.Linear(features, width), spec, gen)
     pairs = [
-        (_init_linear(nn.Linear(width, width), spec, gen), _init_linear(nn.Linear(width, width), spec, gen))
+        (initialised(nn.Linear(width, width), spec, gen), initialised(nn.Linear(width, width), spec, gen))
         for _ in range(spec.depth)
     ]
-    head = _init_linear(nn.Linear(width, classes), spec, gen)
+    head = initialised(nn.Linear(width, classes), spec, gen)
     noise_gen = torch.Generator().manual_seed(spec.seed + NOISE_SEED_OFFSET)
     pre_norm = spec.norm_position == "pre"
 

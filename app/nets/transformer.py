@@ -3,20 +3,28 @@
 Pre-LN:  x = x + attn(ln1(x));  x = x + ffn(ln2(x));  final norm before the read-out.
 Post-LN: x = ln1(x + attn(x));  x = ln2(x + ffn(x));  no final norm (the stream is normalised).
 
-The norm layers are app.model's (layer, rms or none). No I/O, no training.
+The norm layers are app.nets.layers' (layer, rms or none). No I/O, no training.
 """
 
 from __future__ import annotations
 
-import math
 from typing import cast
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from app.model import Activation, Tap, build_norm
+from app.nets.layers import Activation, Tap, build_norm, fans, init_weight_and_bias, resample_noise
 from app.spec import RunSpec
+
+__all__ = [
+    "TRANSFORMER_NORMS",
+    "Block",
+    "CausalSelfAttention",
+    "FeedForward",
+    "Transformer",
+    "build_transformer",
+]
 
 TRANSFORMER_NORMS = ("layer", "rms", "none")
 FFN_EXPANSION = 4  # the FFN is d -> 4d -> d, as in Vaswani et al.
@@ -123,7 +131,7 @@ class Transformer(nn.Module):
         return taps
 
     def resample_noise(self) -> None:
-        """Nothing to redraw: noisy norm is not offered for the transformer."""
+        resample_noise(self)  # finds nothing: noisy norm is not offered for the transformer
 
 
 def build_transformer(spec: RunSpec, vocab_size: int, max_len: int) -> Transformer:
@@ -149,20 +157,10 @@ def _init_weights(model: Transformer, blocks: list[Block], seed: int) -> None:
     model.pos_emb.weight.normal_(0, EMBEDDING_STD, generator=gen)
     for block in blocks:
         d = block.attn.proj.in_features
-        # Xavier-uniform, the init Xiong et al.'s analysis assumes. q, k and v are three d x d
-        # maps stacked into one Linear, so each gets the d x d bound, not that of a d x 3d matrix.
-        _xavier(block.attn.qkv, gen, fan_in=d, fan_out=d)
-        _xavier(block.attn.proj, gen)
-        _xavier(block.ffn.fc1, gen)
-        _xavier(block.ffn.fc2, gen)
-    _xavier(model.head, gen)
-
-
-def _xavier(
-    linear: nn.Linear, gen: torch.Generator, fan_in: int | None = None, fan_out: int | None = None
-) -> None:
-    fan_in = linear.in_features if fan_in is None else fan_in
-    fan_out = linear.out_features if fan_out is None else fan_out
-    bound = math.sqrt(6 / (fan_in + fan_out))  # Glorot & Bengio: keeps activation variance per layer
-    linear.weight.uniform_(-bound, bound, generator=gen)
-    linear.bias.zero_()  # zero biases, as in Vaswani et al.: the stream starts unbiased
+        # Xavier-uniform, the init Xiong et al.'s analysis assumes, with zero biases as in Vaswani
+        # et al. (the stream starts unbiased). q, k and v are three d x d maps stacked into one
+        # Linear, so each gets the d x d bound, not that of a d x 3d matrix.
+        init_weight_and_bias(block.attn.qkv.weight, block.attn.qkv.bias, d, d, "xavier", gen)
+        for linear in (block.attn.proj, block.ffn.fc1, block.ffn.fc2):
+            init_weight_and_bias(linear.weight, linear.bias, *fans(linear.weight), "xavier", gen)
+    init_weight_and_bias(model.head.weight, model.head.bias, *fans(model.head.weight), "xavier", gen)
