@@ -13,7 +13,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from app.data import Dataset
+from app.datasets import Dataset
 from app.instruments import (
     Landscape,
     ShiftMeasure,

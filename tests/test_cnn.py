@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from app.data import load_dataset
+from app.datasets import load_dataset
 from app.nets.cnn import CNN, build_cnn, channel_groups
 from app.nets.layers import EPS, BatchNorm, GroupNorm, NoisyShift, NormedLayer, build_norm
 from app.spec import RunSpec

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from app.data import load_dataset
+from app.datasets import load_dataset
 from app.nets.layers import EPS, RMS_EPS, NoisyShift
 from app.nets.resmlp import ResBlock, ResMLP, build_resmlp
 from app.spec import RunSpec

@@ -9,10 +9,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from app.datasets.sequences import IGNORE, load_task
 from app.nets.layers import EPS, Tap
 from app.nets.transformer import Block, Transformer, build_transformer
 from app.spec import RunSpec
-from app.tasks import IGNORE, load_task
 
 VOCAB, MAX_LEN = 11, 16
 PLACEMENTS = [(norm, pos) for norm in ("layer", "rms", "none") for pos in ("pre", "post")]

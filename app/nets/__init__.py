@@ -18,14 +18,13 @@ from typing import Protocol, Self
 import torch
 from torch import nn
 
-from app.data import Dataset, load_dataset
+from app.datasets import Dataset, load_dataset, load_task
 from app.nets.cnn import build_cnn
 from app.nets.layers import BatchNorm, NoisyShift, Tap
 from app.nets.mlp import build_mlp
 from app.nets.resmlp import build_resmlp
 from app.nets.transformer import build_transformer
 from app.spec import RunSpec
-from app.tasks import load_task
 
 __all__ = [
     "ARCHITECTURES",

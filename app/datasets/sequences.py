@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import torch
 
-from app.data import Dataset
+from app.datasets.dataset import Dataset
+
+__all__ = ["IGNORE", "TASKS", "TEST_ROWS", "TRAIN_ROWS", "load_task"]
 
 TASKS = ("copy", "reverse", "sort")
 TRAIN_ROWS = 4096

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from app.tasks import IGNORE, TASKS, TEST_ROWS, TRAIN_ROWS, load_task
+from app.datasets.sequences import IGNORE, TASKS, TEST_ROWS, TRAIN_ROWS, load_task
 
 
 def _answer(task: str, a: list[int]) -> list[int]:

@@ -1,36 +1,24 @@
-"""Datasets: seeded synthetic 2-D sets and the 8x8 handwritten digits, as torch tensors."""
+"""The classification sets: five seeded synthetic 2-D sets and the 8x8 handwritten digits."""
 
 from __future__ import annotations
 
 import gzip
 import math
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from app.datasets.dataset import Dataset
+
+__all__ = ["DATASETS", "DIGITS_FILE", "SYNTHETIC_POINTS", "TEST_FRACTION", "load_dataset"]
+
 DATASETS = ("spiral", "moons", "circles", "xor", "gaussian", "digits")
 SYNTHETIC_POINTS = 2000
 TEST_FRACTION = 0.2
-DIGITS_FILE = Path(__file__).with_name("data") / "digits.csv.gz"
-
-
-@dataclass(frozen=True)
-class Dataset:
-    """A train/test split of inputs (float32) and integer class labels."""
-
-    name: str
-    x_train: torch.Tensor  # (n_train, features)
-    y_train: torch.Tensor  # (n_train,) int64
-    x_test: torch.Tensor  # (n_test, features)
-    y_test: torch.Tensor  # (n_test,) int64
-    classes: int
-
-    @property
-    def features(self) -> int:
-        return self.x_train.shape[1]
+# app/data/ is package data: the folder beside this package, not a module.
+DIGITS_FILE = Path(__file__).parents[1] / "data" / "digits.csv.gz"
 
 
 def load_dataset(name: str, noise: float, seed: int) -> Dataset:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
-from app.data import DATASETS, load_dataset
+import app
+from app.datasets import DATASETS, load_dataset
+from app.datasets.classification import DIGITS_FILE
 
 
 @pytest.mark.parametrize("name", DATASETS)
@@ -36,3 +40,8 @@ def test_same_seed_same_data_different_seed_different_split(name: str) -> None:
 def test_noise_moves_the_synthetic_points() -> None:
     quiet, noisy = load_dataset("moons", 0.0, 1), load_dataset("moons", 0.5, 1)
     assert (quiet.x_train - noisy.x_train).abs().mean().item() > 0.1
+
+
+def test_the_digits_are_read_from_the_packaged_data_folder() -> None:
+    assert DIGITS_FILE == Path(app.__file__).parent / "data" / "digits.csv.gz"
+    assert DIGITS_FILE.is_file()
