@@ -348,10 +348,8 @@ def _first_examples(values: torch.Tensor, limit: int) -> torch.Tensor:
     return values if rows >= values.shape[0] else values[:rows]
 
 
-def _later_examples(values: torch.Tensor, limit: int) -> torch.Tensor | None:
-    """The examples `_first_examples` leaves out; None when it keeps the whole batch."""
-    rows = _summarised_rows(values, limit)
-    return None if rows >= values.shape[0] else values[rows:]
+def _nonfinite_count(values: torch.Tensor) -> int:
+    return int((~torch.isfinite(values)).sum().item())
 
 
 def _select(values: torch.Tensor, tap: Tap) -> torch.Tensor:
@@ -413,21 +411,32 @@ class ActivationProbe:
         pre_hists = [next(hists) for _ in self.taps]
         post_hists = [next(hists) for _ in self.taps]
         # The fractions and the non-finite counts see the whole batch; one host sync for all of
-        # them. The histograms counted the non-finite values of the first examples. The examples
-        # they left out are summed: NaN and inf make a sum non-finite, so a finite sum means all
-        # finite (a sum is ~10x cheaper than torch.isfinite(...).all() on the CPU). Only where it
-        # is not (a diverging step, or finite values overflowing) are they counted.
+        # them. The histograms counted the non-finite values of the first examples; the examples
+        # they left out are counted only where the whole tensor's sum is not finite (NaN and inf
+        # make a sum non-finite; a sum is ~10x cheaper than torch.isfinite(...).all() on the CPU,
+        # and summing the whole tensor saves slicing it). An activation tap's post is its
+        # nonlinearity of pre, value by value, finite wherever pre is: only its pre is summed.
+        # (MLP 24 x 256, batch 128: this check costs ~0.1-0.5 ms a frame, about half of summing
+        # the left-out examples of pre and post.)
         taps = len(self.taps)
         shares = [_saturated_share(tap.activation, posts[i]) for i, tap in enumerate(self.taps)]
         shares += _dead_shares([tap.activation for tap in self.taps], pres, posts)
-        later = [_later_examples(values, limit) for values in pres + posts]
-        sums = [rest.sum(dtype=torch.float32) for rest in later if rest is not None]
-        fractions, totals = _floats_and_values(shares, sums)
+        tensors = pres + posts
+        partial = [_summarised_rows(values, limit) < values.shape[0] for values in tensors]
+        summed = [
+            i for i in range(2 * taps) if partial[i] and (i < taps or self.taps[i - taps].activation is None)
+        ]
+        fractions, totals = _floats_and_values(shares, [tensors[i].sum(dtype=torch.float32) for i in summed])
         saturated, dead = fractions[:taps], fractions[taps:]
-        total = iter(totals)
+        finite = dict(zip(summed, [math.isfinite(total) for total in totals], strict=True))
+        for i in range(taps, 2 * taps):
+            if partial[i] and i not in finite:
+                finite[i] = finite[i - taps]  # an activation's post: finite where its pre is
         uncounted = [
-            0 if rest is None or math.isfinite(next(total)) else int((~torch.isfinite(rest)).sum().item())
-            for rest in later
+            0
+            if not partial[i] or finite[i]
+            else _nonfinite_count(tensors[i][_summarised_rows(tensors[i], limit) :])
+            for i in range(2 * taps)
         ]
         layers = []
         for i, tap in enumerate(self.taps):

@@ -388,6 +388,26 @@ def test_nonfinite_counts_first_middle_and_last_examples_together_tap_by_tap() -
     assert counts == [5, 20, 0, 10]
 
 
+class _Log(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.log(x)
+
+
+@pytest.mark.parametrize("example", [0, 64, 127])
+def test_nonfinite_counts_what_a_tap_without_a_nonlinearity_makes_of_finite_inputs(example: int) -> None:
+    """A residual stream or a norm's output can overflow from finite inputs: unlike an
+    activation's, such a tap's post is checked on its own (here log(0) = -inf, log(-1) = NaN)."""
+    pre = torch.rand(128, 256, generator=torch.Generator().manual_seed(10)) + 0.5
+    pre[example, 4], pre[example, 9] = 0.0, -1.0
+    log = _Log()
+    probe = ActivationProbe([Tap("stream", log)])
+    probe.armed = True
+    post = log(pre)
+    (layer,) = probe.collect(bins=16)
+    probe.remove()
+    assert layer.nonfinite == _nonfinite_in(pre) + _nonfinite_in(post) == 2
+
+
 def test_nonfinite_counts_the_whole_batch_of_each_channel_group() -> None:
     """A conv map's channel groups: each group counts only its own channels, over every example."""
     pre = torch.randn(256, 8, 8, 8, generator=torch.Generator().manual_seed(9))
