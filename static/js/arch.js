@@ -19,7 +19,7 @@ const UNREAD = Object.freeze({
   mlp: TRANSFORMER_FIELDS,
   resmlp: TRANSFORMER_FIELDS,
   // The transformer reads a token task, is d_model wide, has token-level norms only and always
-  // starts from Xavier weights (app/transformer.py).
+  // starts from Xavier weights (app/nets/transformer.py).
   transformer: ["dataset", "noise", "width", "groups", "init", "init_std", "noisy_norm", "test_shift", "test_scale"],
   cnn: ["dataset", "noise", ...TRANSFORMER_FIELDS], // the 8×8 digits as images
 });

@@ -97,7 +97,7 @@ function plainLayer(config, arch) {
   return { nodes, height: y + 36, width: Math.max(DEFAULTS.width, end + 52) };
 }
 
-/** The channel groups a conv layer of `channels` is probed in (app/cnn.py, channel_groups). */
+/** The channel groups a conv layer of `channels` is probed in (app/nets/cnn.py, channel_groups). */
 export function channelGroups(channels) {
   const count = Math.min(4, Math.max(1, channels));
   const size = Math.floor(channels / count);
