@@ -13,16 +13,7 @@ from typing import cast
 import torch
 from torch import nn
 
-from app.nets.layers import (
-    NOISE_SEED_OFFSET,
-    Activation,
-    NoisyShift,
-    NormedLayer,
-    Tap,
-    build_norm,
-    initialised,
-    resample_noise,
-)
+from app.nets.layers import NormedLayer, Tap, initialised, normed_layers, resample_noise
 from app.spec import RunSpec
 
 __all__ = ["CNN", "build_cnn", "channel_groups"]
@@ -96,16 +87,4 @@ def build_cnn(spec: RunSpec, classes: int) -> CNN:
     ]
     side = IMAGE_SIDE // 2 if spec.depth >= POOL_AFTER else IMAGE_SIDE
     head = initialised(nn.Linear(width * side * side, classes), spec, gen)
-    noise_gen = torch.Generator().manual_seed(spec.seed + NOISE_SEED_OFFSET)
-    layers = [
-        NormedLayer(
-            "conv",
-            conv,
-            build_norm(spec.norm, width, spec.groups, images=True),
-            Activation(spec.activation),
-            norm_first=spec.norm_position == "before",
-            noise=NoisyShift(width, noise_gen) if spec.noisy_norm else None,
-        )
-        for conv in convs
-    ]
-    return CNN(layers, head)
+    return CNN(normed_layers("conv", convs, spec, images=True), head)

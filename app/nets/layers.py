@@ -37,6 +37,7 @@ __all__ = [
     "fans",
     "init_weight_and_bias",
     "initialised",
+    "normed_layers",
     "resample_noise",
 ]
 
@@ -261,6 +262,26 @@ class NormedLayer(nn.Module):
         if self.norm_first:
             return self.act(self.noise(self.norm(x)))
         return self.noise(self.norm(self.act(x)))
+
+
+def normed_layers(
+    name: str, transforms: list[nn.Linear] | list[nn.Conv2d], spec: RunSpec, *, images: bool = False
+) -> list[NormedLayer]:
+    """A NormedLayer around each of `transforms` (already initialised), `spec.width` units or
+    channels wide, with the spec's norm, placement, activation and noise. The noise of every layer
+    comes from one generator of its own, so switching it on cannot change an initial weight."""
+    noise_gen = torch.Generator().manual_seed(spec.seed + NOISE_SEED_OFFSET)
+    return [
+        NormedLayer(
+            name,
+            transform,
+            build_norm(spec.norm, spec.width, spec.groups, images=images),
+            Activation(spec.activation),
+            norm_first=spec.norm_position == "before",
+            noise=NoisyShift(spec.width, noise_gen) if spec.noisy_norm else None,
+        )
+        for transform in transforms
+    ]
 
 
 def fans(weight: torch.Tensor) -> tuple[int, int]:

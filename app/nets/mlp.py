@@ -9,16 +9,7 @@ from typing import cast
 import torch
 from torch import nn
 
-from app.nets.layers import (
-    NOISE_SEED_OFFSET,
-    Activation,
-    NoisyShift,
-    NormedLayer,
-    Tap,
-    build_norm,
-    initialised,
-    resample_noise,
-)
+from app.nets.layers import NormedLayer, Tap, initialised, normed_layers, resample_noise
 from app.spec import RunSpec
 
 __all__ = ["MLP", "build_mlp"]
@@ -61,16 +52,4 @@ def build_mlp(spec: RunSpec, features: int, classes: int) -> MLP:
     # All Linear layers are drawn first, in a fixed order, from their own generator: the norm
     # choice cannot change a single initial weight, which is what makes two runs comparable.
     linears = [initialised(nn.Linear(n_in, n_out), spec, gen) for n_in, n_out in pairwise(sizes)]
-    noise_gen = torch.Generator().manual_seed(spec.seed + NOISE_SEED_OFFSET)
-    hidden = [
-        NormedLayer(
-            "linear",
-            linear,
-            build_norm(spec.norm, spec.width, spec.groups),
-            Activation(spec.activation),
-            norm_first=spec.norm_position == "before",
-            noise=NoisyShift(spec.width, noise_gen) if spec.noisy_norm else None,
-        )
-        for linear in linears[:-1]
-    ]
-    return MLP(hidden, linears[-1])
+    return MLP(normed_layers("linear", linears[:-1], spec), linears[-1])
