@@ -46,7 +46,6 @@ class Session:
         self.run: RemoteRun | None = None
         self._starting: asyncio.Task[None] | None = None
         self._run_ids = itertools.count(1)
-        self._sweeping = False  # the run in progress is a sweep: its rates are fixed per point
 
     @property
     def waiting(self) -> bool:
@@ -82,7 +81,7 @@ class Session:
         elif isinstance(message, StopMessage):
             run.stop()
         elif isinstance(message, SetMessage):
-            if self._sweeping:
+            if run.sweep:
                 raise ProtocolError(
                     "invalid_message",
                     "'set' is refused during a sweep: each point trains at its own rate",
@@ -140,7 +139,6 @@ class Session:
             )
             self.on_busy()
             return
-        self._sweeping = job.sweep is not None
         self.run = worker.begin(
             job.spec, self.outbox, run_id, self.settings.max_run_seconds, twin=job.twin, sweep=job.sweep
         )

@@ -163,8 +163,11 @@ class _Forwarder:
 class RemoteRun:
     """A run inside a worker process, steered like a runner.Run from the event loop."""
 
-    def __init__(self, worker: Worker, spec: RunSpec, outbox: Any, run_id: int, max_seconds: float) -> None:
+    def __init__(
+        self, worker: Worker, spec: RunSpec, outbox: Any, run_id: int, max_seconds: float, sweep: bool = False
+    ) -> None:
         self.worker, self.spec, self.outbox, self.run_id = worker, spec, outbox, run_id
+        self.sweep = sweep  # a learning-rate sweep: each point trains at its own rate
         self.step = 0
         self.finished = threading.Event()
         self.deadline = time.monotonic() + max_seconds + KILL_GRACE_S
@@ -253,7 +256,7 @@ class Worker:
         sweep: tuple[tuple[float, ...], int] | None = None,
     ) -> RemoteRun:
         assert self.job is None, "a worker runs one job at a time"
-        run = RemoteRun(self, spec, outbox, run_id, max_seconds)
+        run = RemoteRun(self, spec, outbox, run_id, max_seconds, sweep=sweep is not None)
         self.job = run
         self.send(("run", asdict(spec), run_id, max_seconds, asdict(twin) if twin else None, sweep))
         return run

@@ -39,7 +39,7 @@ class FakeWorker:
         twin: RunSpec | None = None,
         sweep: tuple[tuple[float, ...], int] | None = None,
     ) -> RemoteRun:
-        run = RemoteRun(self, spec, outbox, run_id, max_seconds)  # type: ignore[arg-type]
+        run = RemoteRun(self, spec, outbox, run_id, max_seconds, sweep=sweep is not None)  # type: ignore[arg-type]
         self.runs.append(run)
         self.send(("run", run_id, sweep))
         return run
