@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import dataclass, fields
+from dataclasses import field as dc_field
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -102,7 +103,8 @@ class RunConfig(BaseModel):
     def _fits_the_architecture(self) -> RunConfig:
         """Fields that only some architectures take: each refusal names the fields involved."""
         unset = set(type(self).model_fields) - self.model_fields_set
-        for name, value in ARCH_DEFAULTS.get(self.arch, {}).items():
+        rules = ARCHS[self.arch]
+        for name, value in [*rules.defaults.items(), *((n, v) for n, (v, _) in rules.fixed.items())]:
             if name in unset:
                 setattr(self, name, value)
         problems = [(field, message) for field, message in _arch_problems(self)]
@@ -124,66 +126,121 @@ class RunConfig(BaseModel):
         return RunSpec(**self.model_dump())
 
 
-RESIDUAL_ARCHS = ("resmlp", "transformer")
-# Fields whose default depends on the architecture (a field the client sent is never changed).
-ARCH_DEFAULTS: dict[str, dict[str, Any]] = {
-    "mlp": {"norm_position": "before"},
-    "resmlp": {"norm_position": "pre"},
-    "transformer": {"norm_position": "pre", "activation": "gelu", "optimizer": "adam", "lr": 3e-3},
-    "cnn": {"depth": 3, "width": 16, "activation": "relu", "norm_position": "before"},
+TRANSFORMER_FIELDS = ("task", "seq_len", "vocab", "d_model", "heads")
+
+
+@dataclass(frozen=True)
+class ArchRules:
+    """What one architecture takes: the single source for the validation below, the schema's
+    `x-arch-*` hints and so the page's form (static/js/arch.js reads them, it restates none)."""
+
+    norms: tuple[Norm, ...]
+    placements: tuple[NormPosition, NormPosition]  # early, late
+    max_depth: int  # every architecture probes at most 24 tensors
+    # Fields whose default depends on the architecture (a field the client sent is never changed).
+    defaults: dict[str, Any] = dc_field(default_factory=dict)
+    # Fields the architecture does not read: refused when sent, rather than silently ignored.
+    unread: tuple[str, ...] = ()
+    # Values the architecture requires, and why: filled in when left out, refused when different.
+    fixed: dict[str, tuple[Any, str]] = dc_field(default_factory=dict)
+    max_width: int | None = None
+
+
+ARCHS: dict[Arch, ArchRules] = {
+    "mlp": ArchRules(
+        norms=("none", "batch", "layer", "group", "rms"),
+        placements=("before", "after"),
+        max_depth=24,
+        defaults={"norm_position": "before"},
+        unread=TRANSFORMER_FIELDS,
+    ),
+    "resmlp": ArchRules(
+        norms=("none", "batch", "layer", "group", "rms"),
+        placements=("pre", "post"),
+        max_depth=12,
+        defaults={"norm_position": "pre"},
+        unread=TRANSFORMER_FIELDS,
+    ),
+    "transformer": ArchRules(
+        norms=("none", "layer", "rms"),  # token-level norms only: no batch coupling
+        placements=("pre", "post"),
+        max_depth=12,
+        defaults={"norm_position": "pre", "activation": "gelu", "optimizer": "adam", "lr": 3e-3},
+        # It reads a token task (not a dataset), is d_model wide, has no group norm, always
+        # starts from its own Xavier init (app/nets/transformer.py) and moves no real inputs.
+        unread=(
+            "dataset",
+            "noise",
+            "width",
+            "groups",
+            "init",
+            "init_std",
+            "noisy_norm",
+            "test_shift",
+            "test_scale",
+        ),
+    ),
+    "cnn": ArchRules(
+        norms=("none", "batch", "group", "layer"),
+        placements=("before", "after"),
+        max_depth=6,
+        defaults={"depth": 3, "width": 16, "activation": "relu", "norm_position": "before"},
+        unread=("noise", *TRANSFORMER_FIELDS),
+        fixed={"dataset": ("digits", "arch=cnn trains on the 8x8 images")},
+        max_width=64,  # channels
+    ),
 }
-ARCH_NORMS = {
-    "mlp": ("none", "batch", "layer", "group", "rms"),
-    "resmlp": ("none", "batch", "layer", "group", "rms"),
-    "transformer": ("none", "layer", "rms"),  # token-level norms only: no batch coupling
-    "cnn": ("none", "batch", "group", "layer"),
+ARCH_DEFAULTS = {arch: rules.defaults for arch, rules in ARCHS.items()}
+# Hints beside a refusal of a field the architecture does not read.
+_UNREAD_HINTS = {
+    ("transformer", "width"): "d_model sets its width",
+    ("transformer", "dataset"): "task sets its data",
+    ("transformer", "init"): "it starts from its own Xavier init",
+    ("transformer", "test_shift"): "it reads tokens",
+    ("transformer", "test_scale"): "it reads tokens",
+    ("transformer", "noisy_norm"): "noisy norm is offered for mlp, resmlp and cnn",
 }
-ARCH_MAX_DEPTH = {"mlp": 24, "resmlp": 12, "transformer": 12, "cnn": 6}  # at most 24 probed tensors
-CNN_MAX_WIDTH = 64  # channels
 
 
 def _arch_problems(config: RunConfig) -> list[tuple[str, str]]:
-    arch, out = config.arch, []
-    placements = ("pre", "post") if arch in RESIDUAL_ARCHS else ("before", "after")
-    if config.norm_position not in placements:
+    arch, rules, out = config.arch, ARCHS[config.arch], []
+    for name in rules.unread:
+        if name in config.model_fields_set:
+            hint = _UNREAD_HINTS.get((arch, name))
+            out.append(
+                (
+                    name,
+                    f"arch={arch} does not read {name}" + (f" ({hint})" if hint else "") + ": leave it out",
+                )
+            )
+    for name, (value, reason) in rules.fixed.items():
+        if getattr(config, name) != value:
+            out.append((name, f"{reason}: {name} must be {value} (got {getattr(config, name)!r})"))
+    if config.norm_position not in rules.placements:
         out.append(
             (
                 "norm_position",
-                f"norm_position must be {' or '.join(placements)} for arch={arch} "
+                f"norm_position must be {' or '.join(rules.placements)} for arch={arch} "
                 f"(got {config.norm_position!r})",
             )
         )
-    if config.norm not in ARCH_NORMS[arch]:
+    if config.norm not in rules.norms:
         out.append(
             (
                 "norm",
-                f"norm must be one of {', '.join(ARCH_NORMS[arch])} for arch={arch} (got {config.norm!r})",
+                f"norm must be one of {', '.join(rules.norms)} for arch={arch} (got {config.norm!r})",
             )
         )
-    if config.depth > ARCH_MAX_DEPTH[arch]:
-        out.append(("depth", f"depth must be ≤ {ARCH_MAX_DEPTH[arch]} for arch={arch} (got {config.depth})"))
-    if arch == "cnn":
-        if config.dataset != "digits":
-            out.append(
-                (
-                    "dataset",
-                    f"arch=cnn trains on the 8x8 images: dataset must be digits (got {config.dataset!r})",
-                )
-            )
-        if config.width > CNN_MAX_WIDTH:
-            out.append(
-                ("width", f"width (channels) must be ≤ {CNN_MAX_WIDTH} for arch=cnn (got {config.width})")
-            )
-    if arch == "transformer":
-        if config.d_model % config.heads:
-            out.append(
-                ("heads", f"heads must divide d_model ({config.d_model} is not a multiple of {config.heads})")
-            )
-        if config.noisy_norm:
-            out.append(("noisy_norm", "noisy_norm is offered for mlp, resmlp and cnn, not arch=transformer"))
-        for name in ("test_shift", "test_scale"):
-            if getattr(config, name) != getattr(_DEFAULT, name):
-                out.append((name, f"{name} moves real-valued inputs; arch=transformer reads tokens"))
+    if config.depth > rules.max_depth:
+        out.append(("depth", f"depth must be ≤ {rules.max_depth} for arch={arch} (got {config.depth})"))
+    if rules.max_width is not None and config.width > rules.max_width:
+        out.append(
+            ("width", f"width (channels) must be ≤ {rules.max_width} for arch={arch} (got {config.width})")
+        )
+    if "heads" not in rules.unread and config.d_model % config.heads:
+        out.append(
+            ("heads", f"heads must divide d_model ({config.d_model} is not a multiple of {config.heads})")
+        )
     return out
 
 
@@ -309,11 +366,13 @@ def parse_twin_configs(
         ]
         raise ProtocolError("invalid_config", _summary(errors), errors)
     # B starts from what A's client sent. When B is another architecture, the fields whose
-    # default depends on the architecture take B's defaults unless `compare` names them.
+    # default depends on the architecture take B's defaults, and those B does not read or
+    # requires are left to B's rules, unless `compare` names them.
     base = first.model_dump(exclude_unset=True)
     other_arch = compare.get("arch", first.arch)
-    if other_arch != first.arch and other_arch in ARCH_DEFAULTS:
-        for name in {*ARCH_DEFAULTS[first.arch], *ARCH_DEFAULTS[other_arch]}:
+    if other_arch != first.arch and other_arch in ARCHS:
+        a, b = ARCHS[first.arch], ARCHS[other_arch]
+        for name in {*a.defaults, *b.defaults, *b.unread, *b.fixed}:
             base.pop(name, None)
     second = parse_run_config({**base, **compare}, prefix="compare.")
     return first, second
@@ -388,16 +447,15 @@ def config_schema() -> dict[str, Any]:
     """The RunConfig JSON schema, plus what each architecture takes (the page follows it)."""
     schema = RunConfig.model_json_schema()
     schema["x-arch-defaults"] = ARCH_DEFAULTS
-    schema["x-arch-norms"] = {arch: list(norms) for arch, norms in ARCH_NORMS.items()}
-    schema["x-arch-max-depth"] = ARCH_MAX_DEPTH
-    schema["x-arch-max-width"] = {"cnn": CNN_MAX_WIDTH}
-    # Values an architecture requires (anything else is refused).
+    schema["x-arch-norms"] = {arch: list(rules.norms) for arch, rules in ARCHS.items()}
+    schema["x-arch-placements"] = {arch: list(rules.placements) for arch, rules in ARCHS.items()}
+    schema["x-arch-max-depth"] = {arch: rules.max_depth for arch, rules in ARCHS.items()}
+    schema["x-arch-max-width"] = {
+        arch: rules.max_width for arch, rules in ARCHS.items() if rules.max_width is not None
+    }
+    # Fields an architecture does not read (refused when sent) and values it requires.
+    schema["x-arch-unread"] = {arch: list(rules.unread) for arch, rules in ARCHS.items()}
     schema["x-arch-fixed"] = {
-        "cnn": {"dataset": "digits"},
-        "transformer": {
-            "noisy_norm": False,
-            "test_shift": _DEFAULT.test_shift,
-            "test_scale": _DEFAULT.test_scale,
-        },
+        arch: {name: value for name, (value, _) in rules.fixed.items()} for arch, rules in ARCHS.items()
     }
     return schema

@@ -9,7 +9,7 @@ import torch
 
 from app.budget import RunCost
 from app.config import Settings
-from app.schemas import ProtocolError, parse_run_config, parse_twin_configs
+from app.schemas import ARCHS, ProtocolError, RunConfig, parse_run_config, parse_twin_configs
 from app.session import check_budget
 from app.spec import RunSpec
 from app.training import Snapshot, Trainer
@@ -107,7 +107,11 @@ def test_the_transformer_writes_its_answers_one_token_at_a_time_as_well_as_in_on
         ({"arch": "transformer", "norm": "batch"}, "norm", "for arch=transformer"),
         ({"arch": "transformer", "d_model": 64, "heads": 5}, "heads", "divide d_model"),
         ({"arch": "transformer", "test_shift": 1.0}, "test_shift", "reads tokens"),
-        ({"arch": "transformer", "noisy_norm": True}, "noisy_norm", "not arch=transformer"),
+        ({"arch": "transformer", "noisy_norm": True}, "noisy_norm", "does not read"),
+        ({"arch": "transformer", "noisy_norm": False}, "noisy_norm", "leave it out"),
+        ({"arch": "transformer", "init": "kaiming"}, "init", "Xavier"),
+        ({"arch": "mlp", "d_model": 64}, "d_model", "arch=mlp does not read"),
+        ({"arch": "cnn", "noise": 0.2}, "noise", "arch=cnn does not read"),
         ({"arch": "transformer", "depth": 13}, "depth", "≤ 12"),
         ({"arch": "resmlp", "norm_position": "before"}, "norm_position", "pre or post"),
         ({"arch": "mlp", "norm_position": "pre"}, "norm_position", "before or after"),
@@ -122,6 +126,36 @@ def test_unsupported_combinations_name_their_fields(config: dict, field: str, wo
         parse_run_config(config)
     fields = {e["field"]: e["message"] for e in caught.value.errors}
     assert field in fields and words in fields[field], fields
+
+
+def test_fields_an_architecture_does_not_read_are_refused_by_name() -> None:
+    # Accepted and silently ignored before: now each field is named, with the architecture.
+    with pytest.raises(ProtocolError) as caught:
+        parse_run_config({"arch": "transformer", "init": "kaiming", "width": 7, "dataset": "spiral"})
+    named = {e["field"]: e["message"] for e in caught.value.errors}
+    assert set(named) == {"init", "width", "dataset"}
+    assert all("arch=transformer does not read" in message for message in named.values()), named
+    # Every field some architecture does not read is refused for it, whatever its value.
+    for arch, rules in ARCHS.items():
+        for name in rules.unread:
+            value = RunConfig.model_fields[name].default
+            with pytest.raises(ProtocolError) as caught:
+                parse_run_config({"arch": arch, name: value})
+            assert [e["field"] for e in caught.value.errors] == [name], (arch, name)
+    # A value an architecture requires is filled in when left out.
+    assert parse_run_config({"arch": "cnn"}).dataset == "digits"
+
+
+def test_twin_b_of_another_architecture_leaves_out_what_b_does_not_read() -> None:
+    a, b = parse_twin_configs({"arch": "mlp", "width": 32, "dataset": "moons"}, {"arch": "transformer"})
+    assert b is not None and b.arch == "transformer" and a.width == 32
+    a, b = parse_twin_configs({"arch": "transformer", "d_model": 32}, {"arch": "mlp"})
+    assert b is not None and b.arch == "mlp" and a.d_model == 32
+    # B = CNN takes the digits it requires; B = MLP from a CNN keeps the digits A trained on.
+    _, b = parse_twin_configs({"arch": "mlp", "dataset": "spiral"}, {"arch": "cnn"})
+    assert b is not None and b.dataset == "digits"
+    _, b = parse_twin_configs({"arch": "cnn"}, {"arch": "mlp"})
+    assert b is not None and b.dataset == "digits"
 
 
 def test_architecture_defaults_fill_only_what_the_client_left_out() -> None:
@@ -169,8 +203,9 @@ def test_ics_skips_nothing_and_leaves_the_transformer_untouched() -> None:
 
 
 def test_twin_b_on_another_architecture_takes_its_defaults_unless_compare_names_them() -> None:
-    # The page sends every field; A's mlp placement must not follow B into the transformer.
-    full_a = {**RunSpec().__dict__, "norm": "layer"}
+    # The page sends every field A reads; A's mlp placement must not follow B into the transformer.
+    unread = set(ARCHS["mlp"].unread)
+    full_a = {**{k: v for k, v in RunSpec().__dict__.items() if k not in unread}, "norm": "layer"}
     _, b = parse_twin_configs(full_a, {"arch": "transformer"})
     assert b is not None and (b.arch, b.norm_position, b.activation, b.optimizer) == (
         "transformer",

@@ -193,12 +193,14 @@ def test_architecture_preset_loads_its_config_and_tells_its_paper(lab: Lab) -> N
 
 
 SWITCH_EVERY_PRESET = """async () => {
-  const { switchArch } = await import('/static/js/arch.js');
+  const { switchArch, wireConfig } = await import('/static/js/arch.js');
   const boot = JSON.parse(document.getElementById('shiftscope-boot').textContent);
   const defaults = Object.fromEntries(Object.entries(boot.schema.properties).map(([k, p]) => [k, p.default]));
   const out = [];
+  // What Play sends: the switched form, without the fields the architecture does not read.
   const to = (config, arch, options) =>
-    ({ ...config, ...switchArch(boot.schema, config, config.arch, arch, options).values });
+    wireConfig(boot.schema,
+               { ...config, ...switchArch(boot.schema, config, config.arch, arch, options).values });
   for (const preset of boot.presets) {
     for (const arch of boot.schema.properties.arch.enum) {
       const config = { ...defaults, ...preset.config };
@@ -215,7 +217,8 @@ SWITCH_EVERY_PRESET = """async () => {
 
 
 def test_every_switch_of_architecture_leaves_a_config_the_server_takes(lab: Lab) -> None:
-    """The page's switch (arch.js) against the server's own validator, from every preset."""
+    """The page's switch (arch.js) and what it sends against the server's own validator, from every
+    preset."""
     from app.schemas import ProtocolError, parse_run_config
 
     lab.open()

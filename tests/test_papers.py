@@ -8,7 +8,6 @@ The figures in the comments were measured on the 2-core CI machine (torch 2.13 C
 from __future__ import annotations
 
 import threading
-from dataclasses import asdict
 from typing import Any
 
 import pytest
@@ -22,7 +21,7 @@ Run = tuple[Trainer, list[Snapshot]]
 
 def _twins(preset_id: str, **changes: Any) -> tuple[Run, Run]:
     preset = next(p for p in PRESETS if p.id == preset_id)
-    a, b = parse_twin_configs({**asdict(preset.spec), "max_steps_per_s": 0, **changes}, preset.compare)
+    a, b = parse_twin_configs({**preset.config, "max_steps_per_s": 0, **changes}, preset.compare)
     assert b is not None, "paper presets run in compare mode"
     out = []
     for config in (a, b):

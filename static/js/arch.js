@@ -1,40 +1,18 @@
 // The architectures the server trains (docs/protocol.md, "Architectures"): which settings each one
 // reads, which norms and placements it takes, and what switching architecture does to the form.
-// Arch-dependent defaults, norms and depth limits come from the schema (x-arch-defaults,
-// x-arch-norms, x-arch-max-depth); the words, and the few rules the schema does not carry yet,
-// are here.
+// What each architecture takes comes from the schema, whose x-arch-* hints are built from the
+// server's one table (app/schemas.py, ARCHS): defaults, norms, placements, depth and width limits,
+// the fields it does not read and the values it requires. Only the words are here.
 
 /** What the page calls each architecture, and the words its settings take. */
 export const ARCHS = Object.freeze({
+  // residual: drawn as a stream with branches (app/nets/resmlp.py, transformer.py)
   mlp: { title: "MLP", name: "the MLP", depthUnit: "hidden layers", widthLabel: "Width", residual: false },
   resmlp: { title: "Residual MLP", name: "the residual MLP", depthUnit: "residual blocks", widthLabel: "Width", residual: true },
   transformer: { title: "Transformer", name: "the transformer", depthUnit: "blocks", widthLabel: "Width", residual: true },
   cnn: { title: "CNN", name: "the CNN", depthUnit: "conv layers", widthLabel: "Channels", residual: false },
 });
 
-const TRANSFORMER_FIELDS = ["task", "seq_len", "vocab", "d_model", "heads"];
-
-/** Settings an architecture does not read: hidden while it is chosen (they keep their values). */
-const UNREAD = Object.freeze({
-  mlp: TRANSFORMER_FIELDS,
-  resmlp: TRANSFORMER_FIELDS,
-  // The transformer reads a token task, is d_model wide, has token-level norms only and always
-  // starts from Xavier weights (app/nets/transformer.py).
-  transformer: ["dataset", "noise", "width", "groups", "init", "init_std", "noisy_norm", "test_shift", "test_scale"],
-  cnn: ["dataset", "noise", ...TRANSFORMER_FIELDS], // the 8×8 digits as images
-});
-
-/** Values an architecture requires: the server refuses others (app/schemas.py, _arch_problems).
- *  The schema does not carry these yet, unlike the norms and depth limits. */
-const REQUIRED = Object.freeze({
-  cnn: { dataset: "digits" },
-  transformer: { noisy_norm: false, test_shift: 0, test_scale: 1 },
-});
-
-// The CNN's channel limit (app/schemas.py, CNN_MAX_WIDTH), until the schema carries it.
-const MAX_WIDTH = Object.freeze({ cnn: 64 });
-
-const PLACEMENTS = Object.freeze({ residual: ["pre", "post"], plain: ["before", "after"] });
 // A placement carried to an architecture that takes the other pair: norm early ↔ norm late.
 const PLACEMENT_SWAP = Object.freeze({ before: "pre", after: "post", pre: "before", post: "after" });
 
@@ -53,8 +31,8 @@ export function normsFor(schema, arch) {
 }
 
 /** The norm placements `arch` takes: before/after (mlp, cnn) or pre/post (residual ones). */
-export function placementsFor(arch) {
-  return ARCHS[arch]?.residual ? PLACEMENTS.residual : PLACEMENTS.plain;
+export function placementsFor(schema, arch) {
+  return schema["x-arch-placements"]?.[arch] ?? ["before", "after"];
 }
 
 export function maxDepthFor(schema, arch) {
@@ -62,7 +40,7 @@ export function maxDepthFor(schema, arch) {
 }
 
 export function maxWidthFor(schema, arch) {
-  return schema["x-arch-max-width"]?.[arch] ?? MAX_WIDTH[arch] ?? schema.properties.width.maximum;
+  return schema["x-arch-max-width"]?.[arch] ?? schema.properties.width.maximum;
 }
 
 /** Fields whose default depends on the architecture, and their defaults for `arch`. */
@@ -70,9 +48,28 @@ export function archDefaults(schema, arch) {
   return schema["x-arch-defaults"]?.[arch] ?? {};
 }
 
-/** The settings `arch` does not read. */
-export function unreadFields(arch) {
-  return new Set(UNREAD[arch] ?? []);
+/** The settings `arch` does not read: the server refuses them, so they are never sent. */
+export function unreadFields(schema, arch) {
+  return new Set(schema["x-arch-unread"]?.[arch] ?? []);
+}
+
+/** The values `arch` requires ({dataset: "digits"} for the CNN). */
+export function fixedFields(schema, arch) {
+  return schema["x-arch-fixed"]?.[arch] ?? {};
+}
+
+/** The settings the form hides for `arch`: those it does not read and those it fixes. */
+export function hiddenFields(schema, arch) {
+  return new Set([...unreadFields(schema, arch), ...Object.keys(fixedFields(schema, arch))]);
+}
+
+/** `config` as it goes on the wire: without the fields its architecture does not read.
+ *
+ *    wireConfig(schema, { arch: "transformer", width: 64, d_model: 32 })  // → {arch, d_model}
+ */
+export function wireConfig(schema, config) {
+  const unread = unreadFields(schema, archOf(config));
+  return Object.fromEntries(Object.entries(config).filter(([field]) => !unread.has(field)));
 }
 
 /** The fields to change when the form switches from `from` to `to`, and what to tell the user.
@@ -122,7 +119,7 @@ export function fitArch(schema, config, keep = new Set()) {
       notes.push(`${NORM_WORDS[old] ?? old} is not offered for ${words.name}: now ${NORM_WORDS[config.norm].toLowerCase()}.`);
     }
   }
-  const placements = placementsFor(arch);
+  const placements = placementsFor(schema, arch);
   if (!placements.includes(config.norm_position)) {
     set("norm_position", PLACEMENT_SWAP[config.norm_position] ?? placements[0]);
   }
@@ -134,10 +131,8 @@ export function fitArch(schema, config, keep = new Set()) {
   if (config.width > maxWidth && set("width", maxWidth)) {
     notes.push(`${words.title} takes at most ${maxWidth} ${words.widthLabel.toLowerCase()}: now ${maxWidth}.`);
   }
-  const required = REQUIRED[arch] ?? {};
-  const moved = Object.entries(required).filter(([field, value]) => set(field, value)).map(([field]) => field);
-  if (moved.includes("dataset")) notes.push(`${words.title} reads the 8×8 digits as images.`);
-  if (moved.some((field) => field !== "dataset")) notes.push(`Noisy norm and moved test inputs are off: ${words.name} reads tokens.`);
+  const moved = Object.entries(fixedFields(schema, arch)).filter(([field, value]) => set(field, value));
+  if (moved.some(([field]) => field === "dataset")) notes.push(`${words.title} reads the 8×8 digits as images.`);
   if (config.norm === "group" && config.width > 0 && config.groups > 0 && config.width % config.groups) {
     // Group norm needs groups that divide the width: the largest that does, below the old count.
     let groups = Math.min(config.groups, config.width);
@@ -186,14 +181,14 @@ export class ArchForm {
     if (arch === this.shown) return;
     this.shown = arch;
     const words = ARCHS[arch];
-    const unread = unreadFields(arch);
+    const hidden = hiddenFields(this.schema, arch);
     for (const field of this.form.querySelectorAll("[data-field]")) {
-      const hide = unread.has(field.dataset.field);
+      const hide = hidden.has(field.dataset.field);
       if (field.hidden !== hide) field.hidden = hide;
     }
     // The same settings mirrored into panels (the test set of "Train vs eval").
     for (const input of document.querySelectorAll("[data-mirror-for]")) {
-      input.disabled = unread.has(input.dataset.mirrorFor);
+      input.disabled = hidden.has(input.dataset.mirrorFor);
       input.closest("label")?.toggleAttribute("data-unread", input.disabled);
     }
     const norms = normsFor(this.schema, arch);
@@ -204,7 +199,7 @@ export class ArchForm {
       const key = this.schema.properties.norm.enum.indexOf(radio.value) + 1;
       label.title = offered ? `${NORM_WORDS[radio.value]} (key ${key})` : `${NORM_WORDS[radio.value]}: not offered for ${words.name}`;
     }
-    const placements = placementsFor(arch);
+    const placements = placementsFor(this.schema, arch);
     for (const radio of this.form.querySelectorAll('input[name="norm_position"]')) {
       const offered = placements.includes(radio.value);
       radio.disabled = !offered;
@@ -223,6 +218,6 @@ export class ArchForm {
 
   /** Whether a field is shown for the architecture on screen. */
   isShown(field) {
-    return !unreadFields(this.shown).has(field);
+    return !hiddenFields(this.schema, this.shown).has(field);
   }
 }

@@ -155,7 +155,7 @@ export class CompareControls {
   /** The values B can take for `field`: the norms and placements its architecture takes. */
   choicesFor(field, config = this.controls.readConfig()) {
     if (field === "norm") return normsFor(this.schema, this.archOfB(config));
-    if (field === "norm_position") return placementsFor(this.archOfB(config));
+    if (field === "norm_position") return placementsFor(this.schema, this.archOfB(config));
     return this.schema.properties[field].enum;
   }
 

@@ -189,9 +189,10 @@ function caption(config) {
 }
 
 export class ArchDiagram {
-  /** `figure`: the element to draw in (an empty <figure>). */
-  constructor(figure) {
+  /** `figure`: the element to draw in (an empty <figure>); `schema`: the config schema. */
+  constructor(figure, schema) {
     this.figure = figure;
+    this.schema = schema;
     this.drawn = null; // what the drawing shows, as a string: redraw when it changes
     this.svg = el("svg", { class: "dg", role: "img", "aria-labelledby": "arch-diagram-title" });
     this.title = el("title", { id: "arch-diagram-title" });
@@ -214,7 +215,8 @@ export class ArchDiagram {
   /** Draw the network `config` describes; redraws only when what it shows changed. */
   show(config) {
     const arch = archOf(config);
-    const position = placementsFor(arch).includes(config.norm_position) ? config.norm_position : placementsFor(arch)[0];
+    const placements = placementsFor(this.schema, arch);
+    const position = placements.includes(config.norm_position) ? config.norm_position : placements[0];
     const shown = { ...config, arch, norm_position: position };
     const key = ["arch", "norm", "norm_position", "activation", "depth", "width"].map((f) => shown[f]).join("|");
     if (key === this.drawn) return;

@@ -8,7 +8,7 @@ import { Alerts, StatusLine } from "./status.js";
 import { SweepPanel } from "./sweep.js";
 import { NEEDS, Views, viewForPreset } from "./views.js";
 import { installKeyboard } from "./keyboard.js";
-import { entryLabel, lastEntryLabel, rowsCaption } from "./arch.js";
+import { entryLabel, lastEntryLabel, rowsCaption, wireConfig } from "./arch.js";
 import { ArchDiagram } from "./diagram.js";
 import { AccuracyReadout } from "./accuracy.js";
 import { RidgeChart } from "./charts/ridge.js";
@@ -75,7 +75,7 @@ function ridgePair(prefix, values, options = {}) {
 }
 
 const ridge = ridgePair("ridge", "pre");
-const diagram = new ArchDiagram(byId("arch-diagram"));
+const diagram = new ArchDiagram(byId("arch-diagram"), boot.schema);
 const accuracy = new AccuracyReadout(byId("acc-readout"));
 const band = new BandChart(byId("chart-band"));
 const health = new HealthChart(byId("chart-health"), byId("nonfinite"));
@@ -173,7 +173,7 @@ const sweepPanel = new SweepPanel({
 });
 const alerts = new Alerts(byId("alerts"));
 const socket = new Socket();
-const player = new Player(socket);
+const player = new Player(socket, { wire: (config) => wireConfig(boot.schema, config) });
 const buttons = { play: byId("btn-play"), pause: byId("btn-pause"), step: byId("btn-step"), reset: byId("btn-reset") };
 const app = byId("app");
 const connection = byId("connection");

@@ -3,6 +3,7 @@
 
 const DEFAULTS = Object.freeze({
   lrEveryMs: 120, // learning-rate changes are coalesced: the server closes on > 20 messages/s
+  wire: (config) => config, // the config as sent (main.js: without the fields its arch does not read)
 });
 
 const ACTIVE = new Set(["running", "paused"]);
@@ -45,13 +46,16 @@ export class Player {
 
   start(config, compare = null) {
     // Fields the form could not read are sent as null: the server refuses them by name, rather
-    // than a blank field silently taking its default.
+    // than a blank field silently taking its default. Fields the architecture does not read are
+    // left out (options.wire): the server refuses those too.
+    config = this.options.wire(config);
     const sent = this.send(compare ? { type: "start", config, compare } : { type: "start", config });
     return this.sent(sent, compare);
   }
 
   /** A learning-rate sweep of `config` (and its twin): short runs of `steps` at each of `lrs`. */
   sweep(config, compare, lrs, steps) {
+    config = this.options.wire(config);
     return this.sent(this.send({ type: "sweep", config, compare: compare ?? null, lrs, steps }), compare);
   }
 
