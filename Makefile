@@ -11,7 +11,7 @@ TORCH_SPEC ?= torch==2.13.0
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
 
-.PHONY: run test lint typecheck pytest bench install install-dev clean
+.PHONY: run test lint typecheck pytest bench screenshot install install-dev clean
 
 run: $(VENV)/.installed
 	SHIFTSCOPE_HOST=$(HOST) SHIFTSCOPE_PORT=$(PORT) $(PY) -m app
@@ -31,6 +31,12 @@ pytest: $(VENV)/.installed-dev
 
 bench: $(VENV)/.installed-dev
 	$(PY) bench/bench_training.py
+
+# Refresh the README's picture on purpose: the test writes build/screenshot.png (ignored) on every
+# run; only this target copies it over the tracked docs/screenshot.png.
+screenshot: $(VENV)/.installed-dev
+	$(PY) -m pytest tests/test_browser.py::test_readme_screenshot
+	cp build/screenshot.png docs/screenshot.png
 
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
