@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import orjson
+import pytest
 
+import app.runner
 from app.runner import Outbox, Pace, Run
 from app.spec import RunSpec
 
@@ -114,15 +115,71 @@ def test_a_failing_run_reports_failed_and_frees_its_thread(monkeypatch) -> None:
     assert run.join(timeout=10)
 
 
-def test_pace_holds_a_run_to_its_rate_and_a_stop_cuts_the_wait() -> None:
-    pace = Pace(steps_per_s=100)
-    stop = threading.Event()
-    start = time.perf_counter()
+class FakeTime:
+    """Stands in for app.runner's `time` module (only Pace reads it): a clock that moves when told."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+
+class RecordingStop(threading.Event):
+    """A stop event whose waits are recorded and move the fake clock on instead of blocking."""
+
+    def __init__(self, clock: FakeTime) -> None:
+        super().__init__()
+        self.clock = clock
+        self.waits: list[float] = []
+
+    def wait(self, timeout: float | None = None) -> bool:
+        assert timeout is not None, "Pace waits with a timeout"
+        self.waits.append(timeout)
+        if not self.is_set():
+            self.clock.now += timeout
+        return self.is_set()
+
+
+def test_pace_waits_until_each_step_is_due_from_its_anchor(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = FakeTime()
+    monkeypatch.setattr(app.runner, "time", clock)
+    stop = RecordingStop(clock)
+    pace = Pace(steps_per_s=100)  # anchored at step 0, t = 1000
     pace.hold(20, stop)  # 20 steps at 100/s are due 0.2 s after the anchor
-    assert time.perf_counter() - start >= 0.2
+    assert stop.waits == [pytest.approx(0.2)] and clock.now == pytest.approx(1000.2)
+    pace.hold(20, stop)  # already due: no wait
+    clock.now += 0.05  # training steps 21..30 took 0.05 s: step 30 is due 0.05 s from now
+    pace.hold(30, stop)
+    assert stop.waits[1:] == [pytest.approx(0.05)] and clock.now == pytest.approx(1000.3)
+    # A little behind (under 0.25 s): no wait, and the anchor stays, so the pace catches up.
+    clock.now += 0.2  # step 40 was due at 1000.4; it is 1000.5
+    pace.hold(40, stop)
+    pace.hold(60, stop)  # due at 1000.6, from the first anchor
+    assert stop.waits[2:] == [pytest.approx(0.1)] and clock.now == pytest.approx(1000.6)
+    # Far behind (a slow machine): re-anchored at that step, no sprint to catch up.
+    clock.now += 1.0  # step 70 was due at 1000.7; it is 1001.6
+    pace.hold(70, stop)
+    assert len(stop.waits) == 3
+    pace.hold(80, stop)  # due 0.1 s after the new anchor (step 70, t = 1001.6)
+    assert stop.waits[3:] == [pytest.approx(0.1)] and clock.now == pytest.approx(1001.7)
+    # A pause restarts the pace: steps are due from the resume, not from before the pause.
+    clock.now += 60.0
+    pace.restart(80)
+    pace.hold(130, stop)
+    assert stop.waits[4:] == [pytest.approx(0.5)] and clock.now == pytest.approx(1062.2)
+    # Unlimited: never waits, however far ahead.
+    Pace(steps_per_s=0).hold(10**9, stop)
+    assert len(stop.waits) == 5
+
+
+def test_a_stop_cuts_a_pace_wait_short() -> None:
+    # Step 10**9 at 100/s is due in about 3 years: the hold can only return because of the stop.
+    pace, stop = Pace(steps_per_s=100), threading.Event()
+    holding = threading.Thread(target=pace.hold, args=(10**9, stop), daemon=True)
+    holding.start()
+    holding.join(timeout=0.5)
+    assert holding.is_alive(), "the hold returned long before the step was due"
     stop.set()
-    cut = time.perf_counter()
-    pace.hold(10_000, stop)  # due in 100 s, but stopped
-    assert time.perf_counter() - cut < 5
-    unlimited = Pace(steps_per_s=0)
-    unlimited.hold(10**9, threading.Event())  # returns at once: nothing to wait for
+    holding.join(timeout=30)
+    assert not holding.is_alive(), "the stop did not end the wait"

@@ -108,36 +108,37 @@ def test_a_client_that_never_reads_is_dropped_and_stalls_no_one(server: LiveServ
             # The stuck client's sender blocks once its socket buffers are full; its frames then
             # coalesce in its one-frame slot (frames_dropped counts them) until, send_timeout_s
             # later, its session ends. All the while the normal client must get its frames: a
-            # broadcast loop shared by both would stall it for those seconds.
-            arrivals: list[float] = []
+            # broadcast loop shared by both would stall it until the stuck one is dropped.
             steps: list[int] = []
-            stalled_at = dropped_at = None
-            started = time.monotonic()
-            while dropped_at is None or time.monotonic() - dropped_at < 1.0:
-                now = time.monotonic()
-                assert now - started < 30, "the never-reading client was not dropped within 30 s"
-                if stalled_at is None and slow.outbox.frames_dropped > 0:
-                    stalled_at = now
-                if dropped_at is None and slow not in app.state.sessions:
-                    dropped_at = now
+            during: list[int] = []  # the normal client's frames while the stuck one stalled
+            after: list[int] = []  # and after it was dropped
+            stalled = dropped = False
+            deadline = time.monotonic() + 30  # a deadline for the drop, not a speed claim
+            while len(after) < 5:
+                assert time.monotonic() < deadline, "the never-reading client was not dropped within 30 s"
+                stalled = stalled or slow.outbox.frames_dropped > 0
+                dropped = dropped or slow not in app.state.sessions
                 message = orjson.loads(normal.recv(timeout=5))
                 if message["type"] == "frame":
-                    arrivals.append(time.monotonic())
                     steps.append(message["step"])
-            assert stalled_at is not None and dropped_at is not None
+                    if dropped:
+                        after.append(message["step"])
+                    elif stalled:
+                        during.append(message["step"])
 
-            # The stuck client was held (frames coalescing) for about send_timeout_s, then dropped:
-            # its run stopped and its slot went back to the pool.
+            # The stuck client was held (frames coalescing), then dropped: its run stopped and its
+            # slot went back to the pool.
             assert slow.outbox.frames_dropped > 10
-            assert dropped_at - stalled_at > SEND_TIMEOUT_S - 0.5
             eventually(lambda: pool.idle_count == 1, timeout=5)
             assert app.state.sessions == {normal_session}
-            # The normal client's frames (20 a second) kept coming meanwhile: no gap near the
-            # length of the stall, and on a loaded machine at least a third of its cadence.
-            gaps = [b - a for a, b in zip(arrivals, arrivals[1:], strict=False)]
-            assert max(gaps) < SEND_TIMEOUT_S / 2, f"the normal client stalled for {max(gaps):.2f} s"
-            during = [t for t in arrivals if stalled_at <= t <= dropped_at]
-            assert len(during) >= 20 * (dropped_at - stalled_at) / 3, (len(during), dropped_at - stalled_at)
+            # The normal client's frames kept coming while the stuck one stalled (a shared loop
+            # would have held them back until the drop) and after it, in order, none repeated.
+            print(
+                f"{len(during)} frames to the normal client during the stall;",
+                f"{slow.outbox.frames_dropped} coalesced for the stuck one",
+            )
+            assert len(during) >= 10, f"the normal client got {len(during)} frames during the stall"
+            assert during == sorted(set(during)) and after[0] > during[-1]
             assert steps == sorted(set(steps))
             assert rss_mb() - rss_before < 50
         finally:
@@ -162,10 +163,8 @@ def test_200_short_sessions_leave_no_trace(server: LiveServer) -> None:
     gc.collect()
     threads, pids, rss = threading.active_count(), sorted(w.pid for w in pool.workers), rss_mb()
 
-    began = time.monotonic()
     for _ in range(200):
         cycle()
-    elapsed = time.monotonic() - began
 
     eventually(settled, timeout=10)
     eventually(lambda: threading.active_count() == threads, timeout=10)
@@ -173,5 +172,5 @@ def test_200_short_sessions_leave_no_trace(server: LiveServer) -> None:
     assert all(w.alive and w.process.is_alive() for w in pool.workers)
     gc.collect()
     growth = rss_mb() - rss
-    print(f"200 cycles in {elapsed:.1f} s; RSS growth {growth:+.1f} MB")
+    print(f"200 cycles: RSS growth {growth:+.1f} MB")
     assert growth < 50

@@ -22,9 +22,9 @@ def test_a_killed_worker_fails_its_run_and_is_replaced() -> None:
         _until(ws, lambda m: m["type"] == "frame" and m["step"] >= 10)
         (worker,) = [w for w in pool.workers if w.job is not None]
         os.kill(worker.pid, signal.SIGKILL)
-        error = _until(ws, lambda m: m["type"] == "error", timeout=2.0)
+        error = _until(ws, lambda m: m["type"] == "error")
         assert error["code"] == "run_failed" and "signal 9" in error["message"]
-        assert _until(ws, lambda m: m["type"] == "state", timeout=2.0)["state"] == "failed"
+        assert _until(ws, lambda m: m["type"] == "state")["state"] == "failed"
         # The slot is freed: a replacement worker takes the next run.
         _send(ws, {"type": "start", "config": {**SMALL, "steps": 10}})
         assert _until(ws, lambda m: m["type"] == "state" and m["state"] != "running")["state"] == "done"
