@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 import torch
 
+from app.lifecycle import InvalidTransition, Lifecycle, RunState, SteeredRun
 from app.spec import RunSpec
 from app.training import Trainer
 
@@ -125,6 +126,7 @@ class Run:
         self._step_budget = 0
         self._waiting = False  # the thread sits in _wait_while_paused
         self._pending_lr: float | None = None
+        self.lifecycle = Lifecycle()  # the states this run has said, checked move by move
         self.step = 0
         self.finished = threading.Event()
         self.trainers: list[Trainer] = []
@@ -138,16 +140,24 @@ class Run:
     def active(self) -> bool:
         return not self.finished.is_set()
 
+    @property
+    def is_sweep(self) -> bool:
+        return self.sweep is not None
+
+    @property
+    def final_state(self) -> RunState | None:
+        return self.lifecycle.state if self.lifecycle.final else None
+
     def pause(self) -> None:
         with self._cond:
             self._paused = True
 
     def resume(self) -> None:
+        """Resume a paused run. A pause that has not yet taken hold is cancelled and nothing is
+        said: the run never left `running`. The thread says `running` when it wakes."""
         with self._cond:
             self._paused = False
             self._step_budget = 0
-            if not self._waiting and self.active:
-                self._state("running")  # the pause never took hold; say so anyway
             self._cond.notify_all()
 
     def step_once(self) -> None:
@@ -173,7 +183,8 @@ class Run:
     def _emit(self, message: dict[str, Any], is_frame: bool = False, keep: bool = False) -> None:
         self._outbox.put(message, is_frame, self.run_id, keep)
 
-    def _state(self, state: str) -> None:
+    def _state(self, state: RunState) -> None:
+        self.lifecycle.move(state)  # raises on a move the table does not allow
         self._emit({"type": "state", "state": state, "step": self.step})
 
     def _time_out(self) -> None:
@@ -204,21 +215,24 @@ class Run:
                     "errors": [],
                 }
             )
-            self._state("failed")
+            if isinstance(exc, InvalidTransition) and self.lifecycle.final:
+                pass  # the run had already said its last state: the bug is logged above
+            else:
+                self._state(RunState.FAILED)
         finally:
             if timer is not None:
                 timer.cancel()
             self.trainers = []  # drop the models and data as soon as the run ends
             self.finished.set()
 
-    def _end_state(self, outcomes: list[str | None]) -> str:
+    def _end_state(self, outcomes: list[str | None]) -> RunState:
         if self._timed_out:
-            return "timeout"
+            return RunState.TIMEOUT
         if self._stop.is_set() or None in outcomes:
-            return "stopped"
+            return RunState.STOPPED
         if "done" in outcomes:
-            return "done"
-        return outcomes[0] or "stopped"
+            return RunState.DONE
+        return RunState(outcomes[0] or "stopped")
 
     def _run_trainers(self) -> None:
         specs = {"": self.spec} if self.twin is None else {"A": self.spec, "B": self.twin}
@@ -243,7 +257,7 @@ class Run:
                 key: value for key, value in asdict(self.twin).items() if asdict(self.spec)[key] != value
             }
         self._emit(started)
-        self._state("running")
+        self._state(RunState.RUNNING)
         pace = Pace(self.spec.max_steps_per_s)
         # Lockstep: each round asks every live run for its next snapshot, so step k of A and
         # step k of B go out together; a run that ends (diverges, say) leaves its twin going.
@@ -287,7 +301,7 @@ class Run:
                 "layers": [],
             }
         )
-        self._state("running")
+        self._state(RunState.RUNNING)
         for index, (label, lr) in enumerate(points):
             if self._stop.is_set():
                 break
@@ -328,7 +342,7 @@ class Run:
             self.step = index + 1
             self._wait_while_paused()
         finished = self.step == len(points)
-        self._state("timeout" if self._timed_out else "done" if finished else "stopped")
+        self._state(RunState.TIMEOUT if self._timed_out else RunState.DONE if finished else RunState.STOPPED)
 
     def _wait_while_paused(self) -> bool:
         """Block while paused (a requested step lets one frame through); True if it paused."""
@@ -337,14 +351,17 @@ class Run:
                 self._step_budget -= 1  # this frame was the requested step
             if not self._paused or self._stop.is_set():
                 return False
-            self._state("paused")
+            self._state(RunState.PAUSED)
             self._waiting = True
             while self._paused and self._step_budget == 0 and not self._stop.is_set():
                 self._cond.wait()
             self._waiting = False
             if not self._paused and not self._stop.is_set():
-                self._state("running")
+                self._state(RunState.RUNNING)
             return True
+
+
+_RUN_IS_STEERED: type[SteeredRun] = Run  # mypy checks that Run honours the protocol
 
 
 class Pace:

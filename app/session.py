@@ -81,7 +81,7 @@ class Session:
         elif isinstance(message, StopMessage):
             run.stop()
         elif isinstance(message, SetMessage):
-            if run.sweep:
+            if run.is_sweep:
                 raise ProtocolError(
                     "invalid_message",
                     "'set' is refused during a sweep: each point trains at its own rate",

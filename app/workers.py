@@ -4,9 +4,8 @@ A crash, an out-of-memory kill or a runaway run takes down its worker, never the
 parent sees the pipe close, tells the session its run `failed` and spawns a replacement.
 
 Wire between parent and worker (a duplex multiprocessing pipe):
-  parent -> worker  pickled tuples: ("run", spec_fields, run_id, max_seconds, twin_fields | None,
-                    (lrs, steps) | None), ("pause",), ("resume",), ("step",), ("stop",),
-                    ("set_lr", lr), ("quit",)
+  parent -> worker  pickled commands (the dataclasses below): BeginRun, Pause, Resume, StepOnce,
+                    Stop, SetLr, Quit
   worker -> parent  bytes: b"F" + slot + frame JSON (slot: b"A", b"B", or b"-" for a single run),
                     b"K" + slot + frame JSON (a frame with a measurement: not to be coalesced),
                     b"M" + control-message JSON, b"I" (idle: ready for a job, or the last job's
@@ -25,20 +24,67 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
 import orjson
 
+from app.lifecycle import FINAL_STATES, RunState, SteeredRun
 from app.spec import RunSpec
 
 FRAME, KEPT, MESSAGE, IDLE = b"F", b"K", b"M", b"I"
 NO_SLOT = b"-"  # the frame slot of a single run
-FINAL_STATES = frozenset({"done", "stopped", "diverged", "timeout", "failed"})  # a run's last state
 KILL_GRACE_S = 5.0  # a run that ignores stop (or its time limit) this long is killed
 
 logger = logging.getLogger(__name__)
+
+
+# ----------------------------------------------------------------------------- commands
+
+
+@dataclass(frozen=True)
+class BeginRun:
+    """Start a run: its spec's fields (and its twin's), its id, its time limit, a sweep."""
+
+    spec: dict[str, Any]
+    run_id: int
+    max_seconds: float
+    twin: dict[str, Any] | None = None
+    sweep: tuple[tuple[float, ...], int] | None = None  # (learning rates, steps of each run)
+
+
+@dataclass(frozen=True)
+class Pause:
+    pass
+
+
+@dataclass(frozen=True)
+class Resume:
+    pass
+
+
+@dataclass(frozen=True)
+class StepOnce:
+    pass
+
+
+@dataclass(frozen=True)
+class Stop:
+    pass
+
+
+@dataclass(frozen=True)
+class SetLr:
+    lr: float
+
+
+@dataclass(frozen=True)
+class Quit:
+    pass
+
+
+Command = BeginRun | Pause | Resume | StepOnce | Stop | SetLr | Quit
 
 
 # ----------------------------------------------------------------------------- worker side
@@ -77,23 +123,22 @@ def _serve_jobs(conn: Connection) -> None:
 
     send(IDLE)
     while True:
-        job = conn.recv()
-        if job[0] == "quit":
+        job: Command = conn.recv()
+        if isinstance(job, Quit):
             return
-        if job[0] != "run":
+        if not isinstance(job, BeginRun):
             continue  # a command for a run that already ended
-        _, spec_fields, run_id, max_seconds, twin_fields, sweep = job
         forwarder = _Forwarder(send)
         outbox = Outbox(forwarder.wake)
-        outbox.run_id = run_id
+        outbox.run_id = job.run_id
         forwarder.attach(outbox)
         run = Run(
-            RunSpec(**spec_fields),
+            RunSpec(**job.spec),
             outbox,
-            run_id,
-            max_seconds,
-            twin=RunSpec(**twin_fields) if twin_fields else None,
-            sweep=Sweep(tuple(sweep[0]), sweep[1]) if sweep else None,
+            job.run_id,
+            job.max_seconds,
+            twin=RunSpec(**job.twin) if job.twin else None,
+            sweep=Sweep(tuple(job.sweep[0]), job.sweep[1]) if job.sweep else None,
         )
         run.start()
         try:
@@ -107,18 +152,20 @@ def _serve_jobs(conn: Connection) -> None:
         send(IDLE)
 
 
-def _apply(run: Any, command: tuple[Any, ...]) -> None:
-    name = command[0]
-    if name == "pause":
-        run.pause()
-    elif name == "resume":
-        run.resume()
-    elif name == "step":
-        run.step_once()
-    elif name == "stop":
-        run.stop()
-    elif name == "set_lr":
-        run.set_lr(command[1])
+def _apply(run: SteeredRun, command: Command) -> None:
+    match command:
+        case Pause():
+            run.pause()
+        case Resume():
+            run.resume()
+        case StepOnce():
+            run.step_once()
+        case Stop():
+            run.stop()
+        case SetLr(lr=lr):
+            run.set_lr(lr)
+        case _:
+            logger.warning("a worker with a run in progress ignored %r", command)
 
 
 class _Forwarder:
@@ -167,34 +214,42 @@ class RemoteRun:
         self, worker: Worker, spec: RunSpec, outbox: Any, run_id: int, max_seconds: float, sweep: bool = False
     ) -> None:
         self.worker, self.spec, self.outbox, self.run_id = worker, spec, outbox, run_id
-        self.sweep = sweep  # a learning-rate sweep: each point trains at its own rate
+        self._sweep = sweep  # a learning-rate sweep: each point trains at its own rate
         self.step = 0
         self.finished = threading.Event()
         self.deadline = time.monotonic() + max_seconds + KILL_GRACE_S
         self.stop_requested_at: float | None = None
-        self.final_state: str | None = None  # the run's last state, once the worker has sent it
+        self._final_state: RunState | None = None  # the run's last state, once the worker sent it
         self._on_finish: list[Callable[[], None]] = []
 
     @property
     def active(self) -> bool:
         return not self.finished.is_set()
 
+    @property
+    def is_sweep(self) -> bool:
+        return self._sweep
+
+    @property
+    def final_state(self) -> RunState | None:
+        return self._final_state
+
     def pause(self) -> None:
-        self.worker.send(("pause",))
+        self.worker.send(Pause())
 
     def resume(self) -> None:
-        self.worker.send(("resume",))
+        self.worker.send(Resume())
 
     def step_once(self) -> None:
-        self.worker.send(("step",))
+        self.worker.send(StepOnce())
 
     def set_lr(self, lr: float) -> None:
-        self.worker.send(("set_lr", lr))
+        self.worker.send(SetLr(lr))
 
     def stop(self) -> None:
         if self.stop_requested_at is None:
             self.stop_requested_at = time.monotonic()
-        self.worker.send(("stop",))
+        self.worker.send(Stop())
 
     def on_finish(self, callback: Callable[[], None]) -> None:
         """Call `callback` (from the reader thread) once the run has ended."""
@@ -208,7 +263,7 @@ class RemoteRun:
             if message.get("type") == "state":
                 self.step = message["step"]
                 if "run" not in message and message["state"] in FINAL_STATES:
-                    self.final_state = message["state"]
+                    self._final_state = RunState(message["state"])
         self.outbox.put_text(text, slot, self.run_id, keep)
 
     def end(self, died: str | None = None) -> None:
@@ -222,6 +277,9 @@ class RemoteRun:
         self.finished.set()
         for callback in self._on_finish:
             callback()
+
+
+_REMOTE_RUN_IS_STEERED: type[SteeredRun] = RemoteRun  # mypy checks RemoteRun honours it
 
 
 class Worker:
@@ -258,10 +316,10 @@ class Worker:
         assert self.job is None, "a worker runs one job at a time"
         run = RemoteRun(self, spec, outbox, run_id, max_seconds, sweep=sweep is not None)
         self.job = run
-        self.send(("run", asdict(spec), run_id, max_seconds, asdict(twin) if twin else None, sweep))
+        self.send(BeginRun(asdict(spec), run_id, max_seconds, asdict(twin) if twin else None, sweep))
         return run
 
-    def send(self, command: tuple[Any, ...]) -> None:
+    def send(self, command: Command) -> None:
         with self._send_lock, contextlib.suppress(OSError, ValueError):  # dead: the reader reports it
             self.conn.send(command)
 
@@ -411,7 +469,7 @@ class WorkerPool:
         if self._watchdog is not None:
             self._watchdog.cancel()
         for worker in self.workers:
-            worker.send(("quit",))
+            worker.send(Quit())
         deadline = time.monotonic() + 5
         for worker in list(self.workers):
             while worker.process.is_alive() and time.monotonic() < deadline:

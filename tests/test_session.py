@@ -17,17 +17,17 @@ from app.runner import Outbox, encode
 from app.schemas import ProtocolError, parse_client_message
 from app.session import Session
 from app.spec import RunSpec
-from app.workers import RemoteRun
+from app.workers import BeginRun, Command, RemoteRun, SetLr
 
 
 class FakeWorker:
     """Stands in for workers.Worker: begin() hands back a real RemoteRun wired to this fake."""
 
     def __init__(self) -> None:
-        self.sent: list[tuple[Any, ...]] = []
+        self.sent: list[Command] = []
         self.runs: list[RemoteRun] = []
 
-    def send(self, command: tuple[Any, ...]) -> None:
+    def send(self, command: Command) -> None:
         self.sent.append(command)
 
     def begin(
@@ -41,7 +41,7 @@ class FakeWorker:
     ) -> RemoteRun:
         run = RemoteRun(self, spec, outbox, run_id, max_seconds, sweep=sweep is not None)  # type: ignore[arg-type]
         self.runs.append(run)
-        self.send(("run", run_id, sweep))
+        self.send(BeginRun({}, run_id, max_seconds, None, sweep))
         return run
 
 
@@ -102,7 +102,7 @@ def test_a_start_that_replaces_a_running_run_reports_stopped() -> None:
 
 
 def test_set_lr_during_a_sweep_is_refused_naming_lr() -> None:
-    async def scenario() -> tuple[ProtocolError, list[tuple[Any, ...]]]:
+    async def scenario() -> tuple[ProtocolError, list[Command]]:
         session, _, pool = _session()
         await _handle(
             session, {"type": "sweep", "config": {}, "compare": None, "lrs": [0.01, 0.1], "steps": 20}
@@ -113,14 +113,14 @@ def test_set_lr_during_a_sweep_is_refused_naming_lr() -> None:
 
     error, sent = asyncio.run(scenario())
     assert error.errors and error.errors[0]["field"] == "lr"
-    assert all(command[0] != "set_lr" for command in sent)
+    assert not any(isinstance(command, SetLr) for command in sent)
 
 
 def test_set_lr_of_a_plain_run_reaches_the_worker() -> None:
-    async def scenario() -> list[tuple[Any, ...]]:
+    async def scenario() -> list[Command]:
         session, _, pool = _session()
         await _handle(session, {"type": "start", "config": {}})
         session.handle(parse_client_message('{"type":"set","lr":0.5}'))
         return pool.worker.sent
 
-    assert ("set_lr", 0.5) in asyncio.run(scenario())
+    assert SetLr(0.5) in asyncio.run(scenario())
