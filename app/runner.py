@@ -7,16 +7,19 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import asdict
 from typing import Any
 
 import orjson
 import torch
 
 from app.lifecycle import InvalidTransition, Lifecycle, RunState, SteeredRun
+from app.loops import Event, Say, Sweep, lockstep, started_message, sweep_points
 from app.spec import RunSpec
 from app.training import Trainer
+
+__all__ = ["MAX_KEPT_FRAMES", "Outbox", "Pace", "Run", "encode"]
 
 logger = logging.getLogger(__name__)
 
@@ -90,14 +93,6 @@ class Outbox:
 
     def take(self) -> list[str]:
         return [text for text, _, _ in self.take_tagged()]
-
-
-@dataclass(frozen=True)
-class Sweep:
-    """A learning-rate sweep: short runs of the config (and its twin) at each rate."""
-
-    lrs: tuple[float, ...]
-    steps: int
 
 
 class Run:
@@ -241,58 +236,14 @@ class Run:
         if self._pending_lr is not None:
             for trainer in self.trainers:
                 trainer.set_lr(self._pending_lr)
-        first = self.trainers[0]
-        started: dict[str, Any] = {
-            "type": "started",
-            "config": asdict(self.spec),
-            "layers": first.layer_names,
-            "device": str(first.device),
-            "params": first.parameter_count,
-        }
-        if self.twin is not None:
-            started["runs"] = ["A", "B"]
-            started["configs"] = {label: asdict(spec) for label, spec in specs.items()}
-            started["layers_by_run"] = {label: trainer.layer_names for label, trainer in trainers.items()}
-            started["compare"] = {
-                key: value for key, value in asdict(self.twin).items() if asdict(self.spec)[key] != value
-            }
-        self._emit(started)
+        self._emit(started_message(self.spec, self.twin, trainers))
         self._state(RunState.RUNNING)
-        pace = Pace(self.spec.max_steps_per_s)
-        # Lockstep: each round asks every live run for its next snapshot, so step k of A and
-        # step k of B go out together; a run that ends (diverges, say) leaves its twin going.
-        live = {label: trainer.run(self._stop) for label, trainer in trainers.items()}
-        while live:
-            step, ended = None, []
-            for label in list(live):
-                snapshot = next(live[label], None)
-                if snapshot is None:
-                    del live[label]
-                    ended.append(label)
-                    continue
-                frame = snapshot.to_wire()
-                if label:
-                    frame["run"] = label
-                # A frame that carries a measurement (test accuracy, ICS, landscape) is not
-                # coalesced away by a slow client: it queues like a control message.
-                self._emit(frame, is_frame=True, keep=snapshot.has_measurement)
-                step = snapshot.step
-            if step is None:
-                break
-            for label in ended:  # its twin carries on: say which run ended, and how
-                trainer = trainers[label]
-                self._emit({"type": "state", "state": trainer.outcome, "step": trainer.step, "run": label})
-            self.step = step
-            if self._wait_while_paused():
-                pace.restart(step)
-            else:
-                pace.hold(step, self._stop)
+        self._drive(lockstep(trainers, self._stop))
         self.step = max(trainer.step for trainer in self.trainers)
         self._state(self._end_state([trainer.outcome for trainer in self.trainers]))
 
     def _run_sweep(self, sweep: Sweep) -> None:
         bases = {"A": self.spec} if self.twin is None else {"A": self.spec, "B": self.twin}
-        points = [(label, lr) for lr in sweep.lrs for label in bases]
         self._emit(
             {
                 "type": "started",
@@ -302,47 +253,30 @@ class Run:
             }
         )
         self._state(RunState.RUNNING)
-        for index, (label, lr) in enumerate(points):
-            if self._stop.is_set():
-                break
-            spec = replace(
-                bases[label],
-                lr=lr,
-                steps=sweep.steps,
-                emit_every=sweep.steps,
-                eval_every=sweep.steps,
-                max_steps_per_s=0,
-                probe_gradients=False,
-                ics_every=0,
-                landscape_every=0,
-            )
-            trainer = Trainer(spec)
+
+        def current(trainer: Trainer) -> None:
             self.trainers = [trainer]
-            last = None
-            for snapshot in trainer.run(self._stop):
-                last = snapshot
-            if trainer.outcome == "stopped":
-                break
-            diverged = trainer.outcome == "diverged"
-            loss, accuracy = (None, None) if diverged else trainer.train_metrics()
-            self._emit(
-                {
-                    "type": "sweep_result",
-                    "run": label,
-                    "lr": lr,
-                    "final_loss": loss,
-                    "train_acc": accuracy,
-                    "test_acc": None if diverged or last is None else last.test_acc,
-                    "diverged": diverged,
-                    "step": trainer.step,
-                    "index": index,
-                    "total": len(points),
-                }
-            )
-            self.step = index + 1
-            self._wait_while_paused()
-        finished = self.step == len(points)
+
+        finished = self._drive(sweep_points(bases, sweep, self._stop, current))
         self._state(RunState.TIMEOUT if self._timed_out else RunState.DONE if finished else RunState.STOPPED)
+
+    def _drive(self, events: Generator[Event, None, Any] | Iterator[Event]) -> Any:
+        """Say each event's message; at each boundary, pause if asked, else hold the pace.
+        Returns what the generator returns."""
+        pace = Pace(self.spec.max_steps_per_s)
+        while True:
+            try:
+                event = next(events)
+            except StopIteration as end:
+                return end.value
+            if isinstance(event, Say):
+                self._emit(event.message, event.is_frame, event.keep)
+                continue
+            self.step = event.step
+            if self._wait_while_paused():
+                pace.restart(event.step)
+            elif event.paced:
+                pace.hold(event.step, self._stop)
 
     def _wait_while_paused(self) -> bool:
         """Block while paused (a requested step lets one frame through); True if it paused."""

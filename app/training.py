@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections import deque
@@ -14,6 +13,7 @@ import torch
 from torch import nn
 
 from app.datasets import Dataset
+from app.evaluation import Evaluator, Split
 from app.instruments import (
     Landscape,
     ShiftMeasure,
@@ -22,15 +22,12 @@ from app.instruments import (
     parameters_of,
     relative_drifts,
 )
-from app.nets import BatchNorm, Network, NoisyShift, build_network, load_data
-from app.objective import IGNORE, accuracy, correct_and_scored, cross_entropy
+from app.nets import Network, build_network, load_data
+from app.objective import accuracy, cross_entropy
 from app.probes import ActivationProbe, BatchNormProbe, Histogram, LayerStats, histograms_of
 from app.spec import RunSpec
 
 Outcome = Literal["done", "stopped", "diverged"]
-# Generating one token at a time costs ~L passes over growing prefixes: on the first rows of the
-# test set it costs about one full test pass and the estimate is still within a few points.
-GENERATION_ROWS = 128
 
 
 @dataclass(frozen=True)
@@ -148,7 +145,8 @@ class Trainer:
         self._history: deque[list[Histogram]] = deque(maxlen=spec.drift_lag)  # pre histograms per frame
         self._ics: tuple[int, list[ShiftMeasure | None]] | None = None  # (step, result) not yet sent
         self._landscape: tuple[int, Landscape] | None = None
-        self._has_batch_norm = any(isinstance(m, BatchNorm) for m in self.model.modules())
+        split = Split(self.x_train, self.y_train, self.x_test, self.y_test)
+        self.evaluator = Evaluator(spec, self.model, split)  # test accuracy, sweep metrics
 
     @property
     def parameter_count(self) -> int:
@@ -300,19 +298,16 @@ class Trainer:
             for key, value in extra.items():
                 setattr(layer, key, value)
         loss_value = loss.item()
+        measured = self.evaluator.measure() if evaluate else None
         ics, self._ics = self._ics, None
         landscape, self._landscape = self._landscape, None
         return Snapshot(
             step=self.step,
             loss=loss_value if torch.isfinite(loss).item() else None,
             train_acc=accuracy(logits, y),
-            test_acc=self.test_accuracy() if evaluate else None,
-            test_acc_batch_stats=self.test_accuracy_batch_stats()
-            if evaluate and self._has_batch_norm
-            else None,
-            test_acc_generated=self.generated_accuracy()
-            if evaluate and self.spec.arch == "transformer"
-            else None,
+            test_acc=measured.test_acc if measured else None,
+            test_acc_batch_stats=measured.test_acc_batch_stats if measured else None,
+            test_acc_generated=measured.test_acc_generated if measured else None,
             lr=self._lr,
             steps_per_s=rate,
             layers=layers,
@@ -321,74 +316,3 @@ class Trainer:
             landscape=landscape[1] if landscape else None,
             landscape_step=landscape[0] if landscape else None,
         )
-
-    def _test_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """The test set, moved and scaled as asked, in batches of eval_batch_size (0: all at once)."""
-        x = self.x_test
-        if x.is_floating_point():  # token ids are not moved or scaled
-            x = x * self.spec.test_scale + self.spec.test_shift
-        size = self.spec.eval_batch_size or len(x)
-        for start in range(0, len(x), size):
-            yield x[start : start + size], self.y_test[start : start + size]
-
-    def _accuracy(self) -> float:
-        correct = scored = 0
-        for x, y in self._test_batches():
-            right, count = correct_and_scored(self.model(x), y)
-            correct, scored = correct + right, scored + count
-        return correct / max(scored, 1)
-
-    @torch.no_grad()
-    def train_metrics(self) -> tuple[float | None, float]:
-        """Loss and accuracy on the whole training split, in eval mode (a sweep's final point)."""
-        self.model.eval()
-        try:
-            logits = self.model(self.x_train)
-            loss = cross_entropy(logits, self.y_train).item()
-            return (loss if math.isfinite(loss) else None), accuracy(logits, self.y_train)
-        finally:
-            self.model.train()
-
-    @torch.no_grad()
-    def generated_accuracy(self) -> float:
-        """Transformer: the test answers written greedily one token at a time, each pass reading
-        only the prompt and the model's own earlier answers (no batch statistics, no peeking).
-        Token-level norms make this agree with the full pass; see tests/test_transformer.py."""
-        self.model.eval()
-        try:
-            length, rows = self.spec.seq_len, GENERATION_ROWS
-            tokens = self.x_test[:rows, : length + 1]  # (n, L + 1): the input symbols and the separator
-            answer = self.y_test[:rows, length:]  # (n, L): what each answer position should be
-            assert bool((answer != IGNORE).all())
-            written = []
-            for _ in range(length):
-                next_token = self.model(tokens)[:, -1].argmax(dim=-1)  # (n,)
-                written.append(next_token)
-                tokens = torch.cat([tokens, next_token[:, None]], dim=1)  # feeds its own answer back
-            return (torch.stack(written, dim=1) == answer).float().mean().item()
-        finally:
-            self.model.train()
-
-    @torch.no_grad()
-    def test_accuracy(self) -> float:
-        """Accuracy on the held-out split in eval mode: batch norm uses its running averages."""
-        self.model.eval()
-        try:
-            return self._accuracy()
-        finally:
-            self.model.train()
-
-    @torch.no_grad()
-    def test_accuracy_batch_stats(self) -> float:
-        """Accuracy with batch norm normalising each test batch by that batch's own statistics."""
-        buffers = [b.clone() for b in self.model.buffers()]
-        noise = [m for m in self.model.modules() if isinstance(m, NoisyShift)]
-        for module in noise:
-            module.eval()  # no training noise at test time
-        try:
-            return self._accuracy()
-        finally:
-            for module in noise:
-                module.train()
-            for saved, live in zip(buffers, self.model.buffers(), strict=True):
-                live.copy_(saved)

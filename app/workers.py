@@ -112,7 +112,8 @@ def _warm_up() -> None:
 
 
 def _serve_jobs(conn: Connection) -> None:
-    from app.runner import Outbox, Run, Sweep
+    from app.loops import Sweep
+    from app.runner import Outbox, Run
 
     _warm_up()
     send_lock = threading.Lock()

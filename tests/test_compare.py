@@ -8,7 +8,8 @@ import orjson
 import pytest
 import torch
 
-from app.runner import Outbox, Run, Sweep
+from app.loops import Sweep
+from app.runner import Outbox, Run
 from app.schemas import ProtocolError, parse_twin_configs
 from app.spec import RunSpec
 from app.training import Trainer

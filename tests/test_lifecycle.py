@@ -9,7 +9,8 @@ import orjson
 import pytest
 
 from app.lifecycle import FINAL_STATES, TRANSITIONS, InvalidTransition, Lifecycle, RunState
-from app.runner import Outbox, Run, Sweep
+from app.loops import Sweep
+from app.runner import Outbox, Run
 from app.spec import RunSpec
 
 
