@@ -261,6 +261,7 @@ def test_focus_ring_and_labels(lab: Lab) -> None:
 
 PURE_HELPERS = """async () => {
   const controls = await import('/static/js/controls.js');
+  const state = await import('/static/js/state.js');
   const scale = await import('/static/js/charts/scale.js');
   const ridge = await import('/static/js/charts/ridge.js');
   const history = await import('/static/js/charts/history.js');
@@ -274,9 +275,9 @@ PURE_HELPERS = """async () => {
     first: notches[0], last: notches.at(-1), count: notches.length,
     has: [0.5, 1, 0.1, 0.00625].map((v) => notches.includes(v)),
     up: controls.stepNotch(notches, 0.5, 1), down: controls.stepNotch(notches, 0.00625, -1),
-    parsed: controls.configFromQuery('?preset=x&depth=99&norm=batch&lr=abc&bogus=1',
+    parsed: state.configFromQuery('?preset=x&depth=99&norm=batch&lr=abc&bogus=1',
       { properties: { depth: { type: 'integer' }, norm: { type: 'string' }, lr: { type: 'number' } } }),
-    query: controls.configToQuery({ depth: 3, lr: 0.5, norm: null }, 'p', ['depth', 'lr', 'norm']),
+    query: state.configToQuery({ depth: 3, lr: 0.5, norm: null }, 'p', ['depth', 'lr', 'norm']),
     fits, outlineX: outline.x, outlineY: outline.y, thinned: h.columns.step,
   };
 }"""

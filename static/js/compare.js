@@ -1,12 +1,10 @@
 // Compare mode's controls: the "Compare A / B" switch and what run B changes ("B differs in"),
-// turned into the `compare` object of a start (docs/protocol.md, "Compare mode") and kept in the
-// URL as b.<field>=<value> parameters. Run A is the form; B is A with these fields changed.
+// turned into the `compare` object of a start (docs/protocol.md, "Compare mode"); the page state
+// (state.js) keeps it in the URL as b.<field>=<value> parameters. Run A is the form; B is A with these fields changed.
 
 import { archOf, normsFor, placementsFor } from "./arch.js";
 
 const DEFAULTS = Object.freeze({
-  param: "b.",          // b.norm=batch: run B's norm
-  offParam: "compare",  // compare=off: a preset's comparison switched off
   firstField: "norm",   // the one-click comparison: with and without normalization
 });
 
@@ -102,35 +100,17 @@ export class CompareControls {
     if (emit) this.changed();
   }
 
-  /** Read b.<field> parameters (they switch compare on) or compare=off from a query string;
-   *  anything else leaves the preset's comparison as it is. */
-  loadFromQuery(search) {
-    const params = new URLSearchParams(search);
-    const entries = [];
-    for (const [name, text] of params) {
-      if (!name.startsWith(DEFAULTS.param)) continue;
-      const field = name.slice(DEFAULTS.param.length);
-      const prop = this.schema.properties[field];
-      if (prop && !NOT_OFFERED.has(field)) entries.push([field, typedValue(prop, text)]);
-    }
-    if (entries.length) {
-      this.replaceRows(entries);
-      this.setOn(true, { emit: false });
-    } else if (params.get(DEFAULTS.offParam) === "off") {
-      this.setOn(false, { emit: false });
-    }
+  /** Show a page state's compare part ({on, fields}; state.js): its rows when it names fields,
+   *  and compare mode on or off; `fields: null` leaves the rows as they are. */
+  setState({ on, fields }, { emit = true } = {}) {
+    if (fields && Object.keys(fields).length) this.replaceRows(Object.entries(fields).filter(([field]) => this.offers(field)));
+    this.setOn(Boolean(on), { emit: false });
+    if (emit) this.changed();
   }
 
-  /** For the URL (Controls.addUrlPart): the parameters this part owns, and their values now. */
-  get urlPart() {
-    return {
-      owns: (name) => name.startsWith(DEFAULTS.param) || name === DEFAULTS.offParam,
-      entries: () => {
-        const compare = this.read();
-        if (compare) return Object.entries(compare).map(([field, value]) => [`${DEFAULTS.param}${field}`, String(value)]);
-        return this.presetCompare && !this.on ? [[DEFAULTS.offParam, "off"]] : [];
-      },
-    };
+  /** Whether run B may differ in `field` (twins share the lockstep fields). */
+  offers(field) {
+    return field in this.schema.properties && !NOT_OFFERED.has(field);
   }
 
   // --- internals ---------------------------------------------------------------------------------

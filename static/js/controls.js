@@ -4,10 +4,10 @@
 // (fields shown, norms offered, defaults on a switch) is arch.js's.
 
 import { ARCHS, ArchForm, NORM_WORDS, archOf, normsFor, switchArch } from "./arch.js";
+import { isStateParam } from "./state.js";
 
 const DEFAULTS = Object.freeze({
   lrMantissas: [1, 1.5, 2, 3, 5, 7], // notches per decade of the log learning-rate slider
-  presetParam: "preset",             // ?preset=id selects a preset; config fields override it
   urlWriteDelayMs: 250,              // browsers refuse more than ~100 replaceState calls per 30 s
 });
 
@@ -37,32 +37,6 @@ export function nearestNotch(notches, value) {
 export function stepNotch(notches, value, direction) {
   if (direction > 0) return notches.find((notch) => notch > value * (1 + 1e-9)) ?? value;
   return [...notches].reverse().find((notch) => notch < value * (1 - 1e-9)) ?? value;
-}
-
-/** The query string of a config (every field, in schema order) and the preset it started from. */
-export function configToQuery(config, presetId, fieldOrder) {
-  const params = new URLSearchParams();
-  if (presetId) params.set(DEFAULTS.presetParam, presetId);
-  for (const name of fieldOrder) {
-    const value = config[name];
-    if (value !== null && value !== undefined && value !== "") params.set(name, String(value));
-  }
-  return params.toString();
-}
-
-/** {presetId, overrides} from a query string. Values are typed from the schema but not checked:
- *  the server validates, and its errors are shown next to the field. */
-export function configFromQuery(search, schema) {
-  const params = new URLSearchParams(search);
-  const overrides = {};
-  for (const [name, prop] of Object.entries(schema.properties)) {
-    if (!params.has(name)) continue;
-    const text = params.get(name).trim();
-    const isNumeric = prop.type === "integer" || prop.type === "number";
-    if (prop.type === "boolean") overrides[name] = text === "true" ? true : text === "false" ? false : text;
-    else overrides[name] = isNumeric && text !== "" && Number.isFinite(Number(text)) ? Number(text) : text;
-  }
-  return { presetId: params.get(DEFAULTS.presetParam), overrides };
 }
 
 /** The schema's default for every field. */
@@ -95,11 +69,12 @@ export class Controls {
     this.lrRange.max = String(this.lrSteps.length - 1);
     this.listeners = { change: [], lr: [] };
     this.archForm = new ArchForm(form, schema);
+    this.config = this.readForm(); // the config the form shows, kept current by every edit
     this.arch = null;           // the architecture the form shows
     this.touched = new Set();   // fields the user set in this session: an arch switch keeps them
     this.notes = { arch: form.querySelector("#arch-note"), norm: form.querySelector("#norm-note") };
     this.urlTimer = null;
-    this.urlParts = []; // other state kept in the URL beside the config (compare mode, the view)
+    this.queryOf = null; // () => the page state's query string (state.js); set by main.js
 
     form.addEventListener("submit", (event) => event.preventDefault());
     form.addEventListener("input", (event) => this.onInput(event));
@@ -114,12 +89,10 @@ export class Controls {
   /** `handler(lr)` after the user changes the learning rate (slider, box or arrow keys). */
   onLearningRate(handler) { this.listeners.lr.push(handler); }
 
-  /** Keep more state in the URL: `part.owns(name)` says which parameters are its own, and
-   *  `part.entries()` gives their [name, value] pairs now. */
-  addUrlPart(part) { this.urlParts.push(part); }
-
-  /** The chosen preset (or undefined). */
+  /** The chosen preset (or undefined), and its id. */
   get preset() { return this.presets.get(this.presetSelect.value); }
+
+  get presetId() { return this.presetSelect.value || null; }
 
   /** Set config fields as if the user had: the form, the URL and every listener follow. */
   setFields(values) {
@@ -129,9 +102,9 @@ export class Controls {
     this.changed(Object.keys(values).join(","));
   }
 
-  /** Fill the form from the URL: ?preset=id, then any config fields; no params: the default preset. */
-  loadFromUrl(search = window.location.search) {
-    const { presetId, overrides } = configFromQuery(search, this.schema);
+  /** Fill the form from a link's preset and fields (state.js parses the URL): the preset (the
+   *  default when it names none or an unknown one), then the fields over it. */
+  loadFrom(presetId, overrides) {
     const known = presetId && this.presets.has(presetId);
     this.selectPreset(known ? presetId : this.defaultPreset, { writeUrl: false });
     if (overrides.arch in ARCHS && overrides.arch !== this.arch) {
@@ -144,8 +117,17 @@ export class Controls {
     }
     this.writeConfig(overrides);
     this.refreshEdited();
-    this.writeUrlNow();
     return { unknownPreset: presetId && !known ? presetId : null };
+  }
+
+  /** Show another screen's config (the page state's): every field as given, none of it "set by
+   *  hand" here; the listeners follow. */
+  setConfig(config) {
+    const arch = archOf(config);
+    if (arch !== this.arch) this.showNote("arch", "");
+    this.writeConfig(config);
+    this.clearErrors();
+    this.changed("config");
   }
 
   selectPreset(id, { writeUrl = true } = {}) {
@@ -171,8 +153,14 @@ export class Controls {
     this.emit("change", this.readConfig(), "preset");
   }
 
-  /** The config the form describes: every field, typed; an empty or unreadable value is null. */
+  /** The config the form describes: every field, typed; an empty or unreadable value is null.
+   *  A copy of the one the page keeps (`this.config`), which follows every edit and write. */
   readConfig() {
+    return { ...this.config };
+  }
+
+  /** Parse the form's inputs (after an edit or a write; everything else reads `this.config`). */
+  readForm() {
     const config = {};
     for (const [name, prop] of Object.entries(this.schema.properties)) {
       const element = this.form.elements.namedItem(name);
@@ -205,6 +193,7 @@ export class Controls {
       if (name === "lr") this.syncLrRange();
     }
     if ("arch" in config) this.showArch();
+    this.config = this.readForm(); // values the form cannot hold read back as null
   }
 
   /** The architecture the form shows (mlp when its value is unknown). */
@@ -334,6 +323,7 @@ export class Controls {
   }
 
   changed(field) {
+    this.config = this.readForm();
     this.refreshEdited();
     this.writeUrlSoon();
     const config = this.readConfig();
@@ -368,15 +358,13 @@ export class Controls {
 
   writeUrlNow() {
     clearTimeout(this.urlTimer);
-    const params = new URLSearchParams(configToQuery(this.readConfig(), this.presetSelect.value, this.fieldOrder));
-    // Parameters that are not settings (an access token, say) stay in the URL as they were.
-    const owned = (name) => this.urlParts.some((part) => part.owns(name));
+    if (!this.queryOf) return;
+    const params = new URLSearchParams(this.queryOf());
+    // Parameters that are not the page's state (an access token, say) stay as they were.
     for (const [name, value] of new URLSearchParams(window.location.search)) {
-      if (!(name in this.schema.properties) && name !== DEFAULTS.presetParam && !owned(name)) params.set(name, value);
+      if (!isStateParam(name, this.schema)) params.set(name, value);
     }
-    for (const part of this.urlParts) for (const [name, value] of part.entries()) params.set(name, value);
-    const query = params.toString();
-    const url = `${window.location.pathname}?${query}${window.location.hash}`;
+    const url = `${window.location.pathname}?${params.toString()}${window.location.hash}`;
     window.history.replaceState(null, "", url);
   }
 

@@ -6,6 +6,7 @@ import { Player } from "./player.js";
 import { Socket } from "./socket.js";
 import { Alerts, StatusLine } from "./status.js";
 import { SweepPanel } from "./sweep.js";
+import { PageState } from "./state.js";
 import { NEEDS, Views, viewForPreset } from "./views.js";
 import { installKeyboard } from "./keyboard.js";
 import { entryLabel, lastEntryLabel, rowsCaption, wireConfig } from "./arch.js";
@@ -56,7 +57,6 @@ const controls = new Controls(byId("config-form"), {
 const compare = new CompareControls(byId("compare"), {
   schema: boot.schema, controls, labels: { ...boot.labels, norm: "Norm", norm_position: "Norm position" },
 });
-controls.addUrlPart(compare.urlPart);
 
 /** Twin ridge plots of one kind of histogram (`values`): A's chart keeps the page's plain ids. */
 function ridgePair(prefix, values, options = {}) {
@@ -145,7 +145,6 @@ const panels = {
   sweep: { element: byId("panel-sweep"), charts: [sweepChart] },
 };
 const views = new Views(document.querySelectorAll('input[name="view"]'), panels);
-controls.addUrlPart(views.urlPart);
 const panelCharts = views.charts.filter((chart) => chart !== ridge);
 // Everything a frame feeds (the sweep chart takes sweep results instead).
 const frameCharts = [ridge, ...sideCharts, ...panelCharts.filter((chart) => chart !== sweepChart)];
@@ -182,6 +181,10 @@ const bandLayer = byId("band-layer");
 const driftLayer = byId("drift-layer");
 const applyHint = byId("apply-hint");
 const mirrors = [...document.querySelectorAll("[data-mirror-for]")];
+
+// The page's state in one object (state.js): the address bar is written from it.
+const pageState = new PageState({ schema: boot.schema, controls, compare, views, charts: { bandLayer, driftLayer } });
+controls.queryOf = () => pageState.toQuery();
 
 // --- rendering: the newest data, drawn at most once per animation frame ---------------------------
 
@@ -271,13 +274,13 @@ function refreshTitles() {
 
 /** Each panel's note: its instrument is off in the run shown, or needs something the run lacks. */
 function refreshNotes() {
-  const form = controls.readConfig();
+  const form = pageState.config;
   const configs = shownRun ? [runView(shownRun, "A").config, ...(isCompare(shownRun) ? [runView(shownRun, "B").config] : [])] : [];
   for (const [name, need] of Object.entries(NEEDS)) {
     const note = byId(`note-${name}`);
     if (!need.has(form)) {
       setNote(note, `${capitalize(need.what)} are off.`, {
-        label: "Switch on", run: () => controls.setFields(need.enable(controls.readConfig())),
+        label: "Switch on", run: () => controls.setFields(need.enable(pageState.config)),
       });
     } else if (configs.length && !need.has(configs[0])) {
       setNote(note, `The run shown has no ${need.what}. They are on for the next run: press ▶ Play.`);
@@ -350,12 +353,12 @@ const sameCompare = (a, b) => (a === null || b === null ? a === b : sameConfig(a
 /** "Changed settings apply on Play" while a run uses other settings than the form shows. */
 function refreshApplyHint() {
   const differs = player.active && !player.sweeping && player.lastConfig !== null
-    && (!sameConfig(player.lastConfig, controls.readConfig(), ["lr"]) || !sameCompare(player.lastCompare, compare.read()));
+    && (!sameConfig(player.lastConfig, pageState.config, ["lr"]) || !sameCompare(player.lastCompare, pageState.compareFields));
   if (applyHint.hidden === differs) applyHint.hidden = !differs;
 }
 
 function refreshMirrors() {
-  const config = controls.readConfig();
+  const config = pageState.config;
   for (const input of mirrors) {
     if (input === document.activeElement) continue; // never rewrite what the user is typing
     const value = config[input.dataset.mirrorFor];
@@ -385,7 +388,7 @@ controls.onLearningRate((lr) => player.setLearningRate(lr));
 views.onChange((name, { byUser }) => {
   // Opening an instrument's panel switches it on for the next start.
   const need = NEEDS[name];
-  if (byUser && need && !need.has(controls.readConfig())) controls.setFields(need.enable(controls.readConfig()));
+  if (byUser && need && !need.has(pageState.config)) controls.setFields(need.enable(pageState.config));
   ridge.hidden = name !== "layers";
   controls.writeUrlSoon();
   refreshNotes();
@@ -411,13 +414,13 @@ const actions = {
       socket.connect();
       return;
     }
-    player.play(controls.readConfig(), compare.read());
+    player.play(pageState.config, pageState.compareFields);
   },
   togglePlay: () => (socket.isOpen || socket.reconnect
-    ? player.togglePlay(controls.readConfig(), compare.read())
+    ? player.togglePlay(pageState.config, pageState.compareFields)
     : actions.play()),
   pause: () => player.pause(),
-  step: () => player.step(controls.readConfig(), compare.read()),
+  step: () => player.step(pageState.config, pageState.compareFields),
   reset: () => {
     player.reset();
     status.clear();
@@ -437,7 +440,7 @@ buttons.pause.addEventListener("click", actions.pause);
 buttons.step.addEventListener("click", actions.step);
 buttons.reset.addEventListener("click", actions.reset);
 installKeyboard(document, actions);
-sweepPanel.onSweep(({ lrs, steps }) => player.sweep(controls.readConfig(), compare.read(), lrs, steps));
+sweepPanel.onSweep(({ lrs, steps }) => player.sweep(pageState.config, pageState.compareFields, lrs, steps));
 
 for (const radio of document.querySelectorAll('input[name="ridge-values"]')) {
   radio.addEventListener("change", () => { ridge.setValues(radio.value); requestRender(); });
@@ -574,13 +577,9 @@ socket.on("error", (message) => {
 
 // --- start ----------------------------------------------------------------------------------------
 
-const search = window.location.search;
-const { unknownPreset } = controls.loadFromUrl(search);
-compare.loadFromQuery(search);
-views.loadFromQuery(search);
-controls.writeUrlNow();
+const { unknownPreset } = pageState.loadFromUrl(window.location.search);
 refreshMirrors();
-diagram.show(controls.readConfig());
+diagram.show(pageState.config);
 if (unknownPreset) alerts.show("preset", "Unknown preset:", `“${unknownPreset}”; showing the default instead.`);
 resetCharts(null);
 refreshButtons();
@@ -599,12 +598,15 @@ window.shiftscope = Object.freeze({
   get connected() { return socket.isOpen; },
   get lastConfig() { return player.lastConfig ? { ...player.lastConfig } : null; },
   get layers() { return [...ridge.layers]; },
-  get formConfig() { return controls.readConfig(); },
+  get formConfig() { return pageState.config; },
+  /** The whole page state (state.js), and a way to show another one (as a classroom will). */
+  get pageState() { return pageState.get(); },
+  applyPageState(state) { pageState.apply(state); },
   // Compare mode and instruments.
   get framesByRun() { return { ...stats.framesByRun }; },
   get compare() { return shownRun?.compare ? { ...shownRun.compare } : null; },
   get runNames() { return shownRun?.runs ? [...shownRun.runs] : shownRun ? ["A"] : []; },
-  get formCompare() { return compare.read(); },
+  get formCompare() { return pageState.compareFields; },
   get view() { return views.current; },
   get sweepResults() { return stats.sweepResults; },
   get sweeping() { return player.sweeping && player.active; },

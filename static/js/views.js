@@ -1,8 +1,9 @@
 // The stage's views: the layers (ridge plots) and the instrument panels, one shown at a time.
 // A hidden panel's charts keep recording frames but draw nothing; opening a panel switches on
-// the config flags its instrument needs, for the next start. The view lives in the URL (?view=).
+// the config flags its instrument needs, for the next start. The page state (state.js) keeps the
+// view in the URL (?view=).
 
-const DEFAULTS = Object.freeze({ param: "view", initial: "layers" });
+const DEFAULTS = Object.freeze({ initial: "layers" });
 
 /** What each instrument needs in the config; `enable` gives the fields to set when it is off. */
 export const NEEDS = Object.freeze({
@@ -64,21 +65,8 @@ export class Views {
     if (changed || byUser) for (const handler of this.listeners) handler(name, { byUser });
   }
 
-  /** ?view=name shows that view; without it, the view stays (a preset may have chosen one). */
-  loadFromQuery(search) {
-    const name = new URLSearchParams(search).get(DEFAULTS.param);
-    if (name || this.current === null) this.show(name ?? DEFAULTS.initial);
-  }
-
   /** Every chart of every panel (the render loop and the resize observer take them all). */
   get charts() {
     return Object.values(this.panels).flatMap((panel) => panel.charts);
-  }
-
-  get urlPart() {
-    return {
-      owns: (name) => name === DEFAULTS.param,
-      entries: () => (this.current && this.current !== DEFAULTS.initial ? [[DEFAULTS.param, this.current]] : []),
-    };
   }
 }
