@@ -12,19 +12,16 @@ import { installKeyboard } from "./keyboard.js";
 import { entryLabel, lastEntryLabel, rowsCaption, wireConfig } from "./arch.js";
 import { ArchDiagram } from "./diagram.js";
 import { AccuracyReadout } from "./accuracy.js";
-import { RidgeChart } from "./charts/ridge.js";
 import { RidgePair } from "./charts/ridgepair.js";
 import { BandChart } from "./charts/band.js";
 import { LossChart } from "./charts/loss.js";
 import { HealthChart } from "./charts/health.js";
-import { LinesChart } from "./charts/lines.js";
-import { LayerBarsChart } from "./charts/layerbars.js";
-import { DriftChart, WaterfallChart } from "./charts/drift.js";
-import { SweepChart } from "./charts/sweep.js";
 import { RenderLoop } from "./charts/loop.js";
+import { buildPanels } from "./panels.js";
+import { RunNotes } from "./notes.js";
+import { installFacade } from "./facade.js";
 import { FrameQueue } from "./charts/frames.js";
-import { PALETTE, RUN_RAMPS } from "./charts/theme.js";
-import { differences, isCompare, runOf, runView } from "./charts/runs.js";
+import { isCompare, runOf } from "./charts/runs.js";
 
 const byId = (id) => document.getElementById(id);
 const boot = JSON.parse(byId("shiftscope-boot").textContent);
@@ -58,92 +55,12 @@ const compare = new CompareControls(byId("compare"), {
   schema: boot.schema, controls, labels: { ...boot.labels, norm: "Norm", norm_position: "Norm position" },
 });
 
-/** Twin ridge plots of one kind of histogram (`values`): A's chart keeps the page's plain ids. */
-function ridgePair(prefix, values, options = {}) {
-  const charts = {};
-  for (const [run, suffix] of [["A", ""], ["B", "-b"]]) {
-    charts[run] = new RidgeChart(byId(`chart-${prefix}${suffix}`), {
-      labels: byId(`${prefix}-labels${suffix}`),
-      axisTitle: byId(`${prefix}-axis-title${suffix}`),
-      ramp: RUN_RAMPS[run],
-      values,
-      ...options,
-    });
-  }
-  const cells = { A: byId(`${prefix}-cell-A`), B: byId(`${prefix}-cell-B`) };
-  return new RidgePair(charts, cells, byId(`${prefix}-pair`));
-}
-
-const ridge = ridgePair("ridge", "pre");
+const { panels, ridge, gradients, waterfall, sweepChart } = buildPanels();
 const diagram = new ArchDiagram(byId("arch-diagram"), boot.schema);
 const accuracy = new AccuracyReadout(byId("acc-readout"));
 const band = new BandChart(byId("chart-band"));
 const health = new HealthChart(byId("chart-health"), byId("nonfinite"));
 const sideCharts = [band, new LossChart(byId("chart-loss")), health];
-
-// Instrument panels: their charts record every frame and draw only while their panel is shown.
-const layerLines = (id, layerValue, options = {}) => new LinesChart(byId(id), { layerValue, ...options });
-const landscapeLine = (id, key) => new LinesChart(byId(id), {
-  x: (frame) => frame.landscape_step ?? null,
-  metrics: [{ key, value: (frame) => frame.landscape?.[key] }],
-  yType: "log",
-  emptyNote: "needs landscape probes",
-});
-const gradients = ridgePair("grad", "grad", {
-  // Step 0 is the untrained network: no backward pass yet, so no gradient either.
-  offNote: (config) => (config?.probe_gradients ? "appears after the first step" : "needs gradient probes"),
-});
-const drift = new DriftChart(byId("chart-drift"));
-const waterfall = new WaterfallChart(byId("chart-waterfall"));
-const sweepChart = new SweepChart(byId("chart-sweep"));
-const panels = {
-  layers: { element: byId("panel-layers"), charts: [ridge] },
-  drift: { element: byId("panel-drift"), charts: [drift, waterfall] },
-  gradients: {
-    element: byId("panel-gradients"),
-    charts: [
-      gradients,
-      layerLines("chart-grad-norm", (layer) => layer.grad_norm, { yType: "log", emptyNote: "needs gradient probes" }),
-      layerLines("chart-update-ratio", (layer) => layer.update_ratio, {
-        yType: "log", references: [{ y: 1e-3, label: "10⁻³" }], emptyNote: "needs gradient probes",
-      }),
-    ],
-  },
-  ics: {
-    element: byId("panel-ics"),
-    charts: [
-      layerLines("chart-ics-dist", (_, frame, i) => frame.ics?.[i]?.dist, {
-        x: (frame) => frame.ics_step ?? null, yType: "log", emptyNote: "needs ICS measurements",
-      }),
-      layerLines("chart-ics-cos", (_, frame, i) => frame.ics?.[i]?.cos, {
-        x: (frame) => frame.ics_step ?? null, emptyNote: "needs ICS measurements",
-      }),
-    ],
-  },
-  landscape: {
-    element: byId("panel-landscape"),
-    charts: [landscapeLine("chart-loss-range", "loss_range"), landscapeLine("chart-grad-change", "grad_change"),
-      landscapeLine("chart-beta", "beta")],
-  },
-  eval: {
-    element: byId("panel-eval"),
-    charts: [
-      new LinesChart(byId("chart-eval-acc"), {
-        x: (frame) => (frame.test_acc ?? frame.test_acc_batch_stats ?? null) === null ? null : frame.step,
-        metrics: [
-          { key: "eval", value: (frame) => frame.test_acc, color: PALETTE.green, markers: true },
-          { key: "batch", value: (frame) => frame.test_acc_batch_stats, color: PALETTE.purple, dash: "dot", markers: true },
-        ],
-        yRange: [0, 1.04],
-      }),
-      new LayerBarsChart(byId("chart-bn-gap"), { value: (layer) => layer.batch_norm?.mean_gap, emptyNote: "needs batch norm" }),
-      new LayerBarsChart(byId("chart-bn-var"), {
-        value: (layer) => layer.batch_norm?.var_ratio, yType: "log", base: 1, references: [{ y: 1 }], emptyNote: "needs batch norm",
-      }),
-    ],
-  },
-  sweep: { element: byId("panel-sweep"), charts: [sweepChart] },
-};
 const views = new Views(document.querySelectorAll('input[name="view"]'), panels);
 const panelCharts = views.charts.filter((chart) => chart !== ridge);
 // Everything a frame feeds (the sweep chart takes sweep results instead).
@@ -249,78 +166,11 @@ const resizeObserver = new ResizeObserver((entries) => {
 });
 for (const chart of sized) if (!(chart instanceof RidgePair)) resizeObserver.observe(chart.element);
 
-// --- what the page says about the run ---------------------------------------------------------------
+// --- what the page says about the run (notes.js) ---------------------------------------------------
 
-const FIELD_WORDS = { norm: "norm", lr: "lr", noisy_norm: "noisy norm", batch_size: "batch" };
-
-/** "norm batch, groups 8": what one twin has where the two differ. */
-function describe(diffs, which) {
-  if (!diffs.length) return "same settings";
-  return diffs.map(([field, a, b]) => {
-    const value = which === "A" ? a : b;
-    const word = FIELD_WORDS[field] ?? field.replaceAll("_", " ");
-    return `${word} ${value === true ? "on" : value === false ? "off" : value}`;
-  }).join(", ");
-}
-
-/** The twins' titles ("A: norm none" / "B: norm batch"), with a twin that ended alone. */
-function refreshTitles() {
-  if (!isCompare(shownRun)) return;
-  const diffs = differences(shownRun);
-  for (const pair of [ridge, gradients]) {
-    for (const name of ["A", "B"]) pair.setTitle(name, `${name}: ${describe(diffs, name)}`, player.twinEnds[name]);
-  }
-}
-
-/** Each panel's note: its instrument is off in the run shown, or needs something the run lacks. */
-function refreshNotes() {
-  const form = pageState.config;
-  const configs = shownRun ? [runView(shownRun, "A").config, ...(isCompare(shownRun) ? [runView(shownRun, "B").config] : [])] : [];
-  for (const [name, need] of Object.entries(NEEDS)) {
-    const note = byId(`note-${name}`);
-    if (!need.has(form)) {
-      setNote(note, `${capitalize(need.what)} are off.`, {
-        label: "Switch on", run: () => controls.setFields(need.enable(pageState.config)),
-      });
-    } else if (configs.length && !need.has(configs[0])) {
-      setNote(note, `The run shown has no ${need.what}. They are on for the next run: press ▶ Play.`);
-    } else {
-      setNote(note, "");
-    }
-  }
-  const batchNorm = configs.some((config) => config.norm === "batch");
-  const noBatchNorm = configs.length && configs.every((config) => config.arch === "transformer"); // token-level norms only
-  setNote(byId("note-eval"), configs.length && !batchNorm
-    ? (noBatchNorm ? "Batch statistics and running averages need batch norm, which the transformer does not take."
-      : "Batch statistics and running averages need batch norm in A or B: press 2 (batch norm), or compare (C).")
-    : "");
-  for (const element of document.querySelectorAll("[data-config]")) {
-    const value = (configs[0] ?? form)[element.dataset.config];
-    const text = value === null || value === undefined ? "–" : String(value);
-    if (element.textContent !== text) element.textContent = text;
-  }
-}
-
-/** A panel's note, with a button when there is something to do about it. Notes change on user
- *  actions and new runs only, never per frame. */
-function setNote(element, text, action = null) {
-  const key = `${text}|${action?.label ?? ""}`;
-  if (element.dataset.key !== key) {
-    element.dataset.key = key;
-    element.replaceChildren(text);
-    if (action) {
-      const button = document.createElement("button");
-      button.type = "button";
-      button.className = "btn-link";
-      button.textContent = action.label;
-      button.addEventListener("click", action.run);
-      element.append(" ", button);
-    }
-  }
-  element.hidden = !text;
-}
-
-const capitalize = (text) => text.charAt(0).toUpperCase() + text.slice(1);
+const runNotes = new RunNotes({ pairs: [ridge, gradients], player, pageState, controls });
+const refreshTitles = () => runNotes.titles(shownRun);
+const refreshNotes = () => runNotes.notes(shownRun);
 
 // --- what the buttons show ------------------------------------------------------------------------
 
@@ -585,34 +435,6 @@ resetCharts(null);
 refreshButtons();
 socket.connect();
 
-// A read-only window for tests and the curious: counters and the last run's config.
-window.shiftscope = Object.freeze({
-  version: boot.version,
-  get framesReceived() { return stats.framesReceived; },
-  get framesRendered() { return stats.framesRendered; },
-  get runFrames() { return stats.runFrames; },
-  get runs() { return stats.runs; },
-  get lastStep() { return stats.lastStep; },
-  get receivedStep() { return stats.receivedStep; },
-  get state() { return player.state; },
-  get connected() { return socket.isOpen; },
-  get lastConfig() { return player.lastConfig ? { ...player.lastConfig } : null; },
-  get layers() { return [...ridge.layers]; },
-  get formConfig() { return pageState.config; },
-  /** The whole page state (state.js), and a way to show another one (as a classroom will). */
-  get pageState() { return pageState.get(); },
-  applyPageState(state) { pageState.apply(state); },
-  // Compare mode and instruments.
-  get framesByRun() { return { ...stats.framesByRun }; },
-  get compare() { return shownRun?.compare ? { ...shownRun.compare } : null; },
-  get runNames() { return shownRun?.runs ? [...shownRun.runs] : shownRun ? ["A"] : []; },
-  get formCompare() { return pageState.compareFields; },
-  get view() { return views.current; },
-  get sweepResults() { return stats.sweepResults; },
-  get sweeping() { return player.sweeping && player.active; },
-  /** Points (or cells, or bars) each chart of a panel holds: what it has to draw. */
-  panelPoints(name) { return (panels[name]?.charts ?? []).map((chart) => chart.points ?? null); },
-  /** Each chart's recent draws, by element id: [[performance.now() at the end, ms], ...]
-   *  (bench/bench_page.py reports their medians). */
-  renderTimings() { return loop.recentTimings(); },
+installFacade({
+  version: boot.version, stats, player, socket, ridge, pageState, views, panels, loop, shownRun: () => shownRun,
 });

@@ -1,0 +1,37 @@
+// window.shiftscope: a read-only window onto the page for tests, benchmarks and the curious —
+// counters, the last run's config, the page state. Nothing here steers the page except
+// applyPageState, which does what a classroom will do: show another screen's state.
+
+/** Install the facade; `shownRun()` is the `started` of the run the charts show. */
+export function installFacade({ version, stats, player, socket, ridge, pageState, views, panels, loop, shownRun }) {
+  window.shiftscope = Object.freeze({
+    version,
+    get framesReceived() { return stats.framesReceived; },
+    get framesRendered() { return stats.framesRendered; },
+    get runFrames() { return stats.runFrames; },
+    get runs() { return stats.runs; },
+    get lastStep() { return stats.lastStep; },
+    get receivedStep() { return stats.receivedStep; },
+    get state() { return player.state; },
+    get connected() { return socket.isOpen; },
+    get lastConfig() { return player.lastConfig ? { ...player.lastConfig } : null; },
+    get layers() { return [...ridge.layers]; },
+    get formConfig() { return pageState.config; },
+    /** The whole page state (state.js), and a way to show another one (as a classroom will). */
+    get pageState() { return pageState.get(); },
+    applyPageState(state) { pageState.apply(state); },
+    // Compare mode and instruments.
+    get framesByRun() { return { ...stats.framesByRun }; },
+    get compare() { const run = shownRun(); return run?.compare ? { ...run.compare } : null; },
+    get runNames() { const run = shownRun(); return run?.runs ? [...run.runs] : run ? ["A"] : []; },
+    get formCompare() { return pageState.compareFields; },
+    get view() { return views.current; },
+    get sweepResults() { return stats.sweepResults; },
+    get sweeping() { return player.sweeping && player.active; },
+    /** Points (or cells, or bars) each chart of a panel holds: what it has to draw. */
+    panelPoints(name) { return (panels[name]?.charts ?? []).map((chart) => chart.points ?? null); },
+    /** Each chart's recent draws, by element id: [[performance.now() at the end, ms], ...]
+     *  (bench/bench_page.py reports their medians). */
+    renderTimings() { return loop.recentTimings(); },
+  });
+}
