@@ -45,7 +45,7 @@ def _acc(frames: list[Snapshot], step: int) -> float:
 def _plain_sigmoid(seed: int) -> list[Snapshot]:
     # The deep sigmoid net without norm, shared by its own preset and by the batch-norm one's
     # "sooner than without norm".
-    return _solo("sigmoid-saturation", seed=seed, steps=600, emit_every=100)[1]
+    return _solo("sigmoid-saturation", seed=seed, steps=300, emit_every=100)[1]
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -69,7 +69,7 @@ def test_sigmoid_saturation_spreads_saturates_and_stalls(seed: int) -> None:
 def test_sigmoid_batchnorm_keeps_one_band_and_learns_far_sooner(seed: int) -> None:
     # Measured, seeds 0-2: saturated at most 0.0005 in any layer; every layer's 15/85th
     # percentiles -1.1/1.1 at step 0, -1.3..-1.0/1.0..1.2 by step 300; test accuracy 0.93-0.97 at
-    # step 100, 0.95-0.99 at step 300. Without norm: 0.10-0.16 at step 300, 0.44-0.60 at 600.
+    # step 100, 0.95-0.99 at step 300. Without norm: 0.10-0.16 at step 300.
     _, frames = _solo("sigmoid-batchnorm", seed=seed, steps=300, emit_every=50)
     for frame in frames:
         assert max(layer.saturated for layer in frame.layers) < 0.01, frame.step
@@ -78,17 +78,19 @@ def test_sigmoid_batchnorm_keeps_one_band_and_learns_far_sooner(seed: int) -> No
             assert -1.6 < layer.pre.p15 < -0.7 and 0.7 < layer.pre.p85 < 1.6, (frame.step, layer.name)
     assert _acc(frames, 100) > 0.9 and _acc(frames, 300) > 0.93
     plain = _plain_sigmoid(seed)
-    assert _acc(plain, 300) < 0.25 and _acc(plain, 600) < 0.7
+    assert _acc(plain, 300) < 0.25
 
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_high_lr_only_batch_norm_trains_and_layer_norm_stalls(seed: int) -> None:
-    # Measured, seeds 0-2: no norm diverges at step 5; batch norm 0.96-0.99 test accuracy at step
-    # 300 (0.98-0.99 at 1500); layer norm finishes at chance (0.07-0.10, loss 2.29-2.31).
+    # Measured, seeds 0-2: no norm diverges at step 5; layer norm at chance at step 300
+    # (0.07-0.10; loss 2.29-2.31 at 1500). Batch norm (press 2) is bjorck-deep-relu's B: its
+    # 95% by step 300 is asserted in tests/test_papers.py, over the same seeds.
+    bjorck = next(p for p in PRESETS if p.id == "bjorck-deep-relu")
+    high_lr = next(p for p in PRESETS if p.id == "high-lr")
+    assert bjorck.config == high_lr.config and bjorck.compare == {"norm": "batch"}
     plain, _ = _solo("high-lr", seed=seed)
     assert plain.outcome == "diverged" and plain.step <= 10, (plain.outcome, plain.step)
-    batch, batch_frames = _solo("high-lr", seed=seed, norm="batch", steps=300, emit_every=300, eval_every=300)
-    assert batch.outcome == "done" and _acc(batch_frames, 300) > 0.95
     layer, layer_frames = _solo("high-lr", seed=seed, norm="layer", steps=300, emit_every=300, eval_every=300)
     assert layer.outcome == "done" and _acc(layer_frames, 300) < 0.2
     loss = layer_frames[-1].loss
