@@ -15,17 +15,83 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from app.schemas import ARCHS, ProtocolError, describe_errors, parse_twin_configs
 from app.spec import RunSpec
 
-__all__ = ["DEFAULT_PRESET", "PRESETS", "PRESETS_FILE", "Preset", "PresetError", "load_presets"]
+__all__ = ["DEFAULT_PRESET", "PRESETS", "PRESETS_FILE", "Check", "Preset", "PresetError", "load_presets"]
 
 PRESETS_FILE = Path(__file__).with_name("data") / "presets.toml"
 
 Group = Literal["story", "instruments", "architectures"]
 View = Literal["layers", "drift", "gradients", "ics", "landscape", "eval", "sweep"]
+FrameMeasure = Literal["test_acc", "train_acc", "loss"]
+LayerMeasure = Literal[
+    "grad_norm", "update_ratio", "pre.std", "post.std", "pre.mean", "post.mean", "saturated", "dead"
+]
+Reduction = Literal["first", "last", "last/first", "max", "mean"]
+
+
+@dataclass(frozen=True)
+class Check:
+    """A figure a preset quotes, machine-readable, so the page can show "this run: …" beside it
+    and a test can hold the quote to the preset's own runs (tests/test_presets.py).
+
+    It reads the first frame of `run` at or past `step` that has the measure: a frame's own
+    field (test_acc, train_acc, loss), or a per-layer field reduced over the layers (those whose
+    name ends with `layers`, when given): first, last, last/first, max or mean."""
+
+    says: str
+    measure: str
+    step: int
+    low: float
+    high: float
+    run: Literal["A", "B"] = "A"
+    of: Reduction | None = None
+    layers: str | None = None
+
+    def reading(self, frame: dict[str, Any]) -> float | None:
+        """This check's figure in a wire frame (None: the frame does not have it)."""
+        if frame["step"] < self.step or frame.get("run", "A") != self.run:
+            return None
+        if self.of is None:
+            found = frame.get(self.measure)
+            return float(found) if found is not None else None
+        values: list[Any] = []
+        for layer in frame["layers"]:
+            if self.layers and not layer["name"].endswith(self.layers):
+                continue
+            value: Any = layer
+            for key in self.measure.split("."):
+                value = value.get(key) if isinstance(value, dict) else None
+            values.append(value)
+        if not values or any(v is None for v in values):
+            return None
+        numbers = [float(v) for v in values]
+        if self.of == "first":
+            return numbers[0]
+        if self.of == "last":
+            return numbers[-1]
+        if self.of == "max":
+            return max(numbers)
+        if self.of == "mean":
+            return sum(numbers) / len(numbers)
+        return numbers[-1] / numbers[0] if numbers[0] else None
+
+    def holds(self, value: float) -> bool:
+        return self.low <= value <= self.high
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "says": self.says,
+            "run": self.run,
+            "step": self.step,
+            "measure": self.measure,
+            "of": self.of,
+            "layers": self.layers,
+            "range": [self.low, self.high],
+        }
 
 
 class PresetError(ValueError):
@@ -49,6 +115,7 @@ class Preset:
     group: Group = "story"  # where the page lists it
     view: View = "layers"  # the stage view that tells its story
     effect_step: int | None = None  # paper presets: the step by which the claim is plain to see
+    checks: tuple[Check, ...] = ()  # its quoted figures, machine-readable
 
     @property
     def config(self) -> dict[str, Any]:
@@ -71,7 +138,35 @@ class Preset:
             "group": self.group,
             "view": self.view,
             "effect_step": self.effect_step,
+            "checks": [check.to_wire() for check in self.checks],
         }
+
+
+class _CheckEntry(BaseModel):
+    """One [[preset.checks]]: a figure the preset quotes, as the page and the tests read it."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    says: str = Field(min_length=1, max_length=120)
+    run: Literal["A", "B"] = "A"
+    step: int = Field(ge=0)
+    measure: FrameMeasure | LayerMeasure
+    of: Reduction | None = None
+    layers: str | None = Field(None, min_length=1)
+    range: list[float] = Field(min_length=2, max_length=2)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> _CheckEntry:
+        per_layer = self.measure not in ("test_acc", "train_acc", "loss")
+        if per_layer and self.of is None:
+            raise ValueError(
+                f"checks: {self.measure} is per layer: say `of` (first, last, last/first, max, mean)"
+            )
+        if not per_layer and (self.of is not None or self.layers is not None):
+            raise ValueError(f"checks: {self.measure} is one number per frame: no `of` or `layers`")
+        if self.range[0] > self.range[1]:
+            raise ValueError(f"checks: range must be [low, high] (got {list(self.range)})")
+        return self
 
 
 class _PresetEntry(BaseModel):
@@ -93,6 +188,7 @@ class _PresetEntry(BaseModel):
     claim: str | None = None
     sweep_lrs: list[float] | None = Field(None, min_length=1)
     effect_step: int | None = Field(None, ge=0)
+    checks: list[_CheckEntry] = Field(default_factory=list)
 
 
 class _PresetFile(BaseModel):
@@ -141,6 +237,11 @@ def _build(entry: _PresetEntry, bases: dict[str, dict[str, Any]]) -> Preset:
         raise PresetError(f"base: no [base.{entry.base}] (bases: {', '.join(sorted(bases)) or 'none'})")
     config = {**(bases[entry.base] if entry.base else {}), **entry.config}
     first, _ = parse_twin_configs(config, entry.compare)  # B's fields are checked, not kept
+    for check in entry.checks:
+        if check.run == "B" and entry.compare is None:
+            raise PresetError(f"checks: {check.says!r} reads run B, but the preset has no compare")
+        if check.step > first.steps:
+            raise PresetError(f"checks: {check.says!r} reads step {check.step}, past steps={first.steps}")
     return Preset(
         id=entry.id,
         title=entry.title,
@@ -155,6 +256,10 @@ def _build(entry: _PresetEntry, bases: dict[str, dict[str, Any]]) -> Preset:
         group=entry.group,
         view=entry.view,
         effect_step=entry.effect_step,
+        checks=tuple(
+            Check(c.says, c.measure, c.step, c.range[0], c.range[1], c.run, c.of, c.layers)
+            for c in entry.checks
+        ),
     )
 
 

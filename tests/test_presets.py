@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 import tomllib
 
 import pytest
 
-from app.presets import DEFAULT_PRESET, PRESETS, PRESETS_FILE, PresetError, load_presets
-from app.schemas import RunConfig, parse_run_config
+from app.presets import DEFAULT_PRESET, PRESETS, PRESETS_FILE, Check, Preset, PresetError, load_presets
+from app.schemas import RunConfig, parse_run_config, parse_twin_configs
+from app.training import Trainer
 
 _GOOD = """
 default = "a"
@@ -96,3 +98,87 @@ def test_preset_ids_are_unique() -> None:
     twice = _GOOD + _GOOD[_GOOD.index("[[preset]]") :]
     with pytest.raises(PresetError, match=r"\(a used more than once\)"):
         load_presets(twice)
+
+
+def _frames(preset: Preset, seed: int, steps: int) -> list[dict]:
+    """Wire frames of the preset's own run (A, and B in compare mode), unpaced, to `steps`."""
+    changes = {"max_steps_per_s": 0, "seed": seed, "steps": max(steps, 1)}
+    a, b = parse_twin_configs({**preset.config, **changes}, preset.compare)
+    frames = []
+    for label, config in (("A", a), ("B", b)):
+        if config is None:
+            continue
+        for snapshot in Trainer(config.to_spec()).run(threading.Event()):
+            frame = snapshot.to_wire()
+            frames.append({**frame, "run": label})
+    return frames
+
+
+CHECKED = [p for p in PRESETS if p.checks]
+
+
+def test_presets_that_quote_figures_carry_checks_the_page_can_read() -> None:
+    assert {p.id for p in CHECKED} >= {"glorot-init", "xiong-init-gradients", "xiong-warmup"}
+    for preset in CHECKED:
+        wire = preset.to_wire()["checks"]
+        assert [c["says"] for c in wire] == [c.says for c in preset.checks]
+        assert all(c["range"][0] <= c["range"][1] for c in wire)
+
+
+@pytest.mark.parametrize("preset", CHECKED, ids=[p.id for p in CHECKED])
+def test_every_quoted_figure_holds_for_the_presets_own_run_over_three_seeds(preset: Preset) -> None:
+    last = max(check.step for check in preset.checks)
+    for seed in (0, 1, 2):
+        frames = _frames(preset, seed, last)
+        for check in preset.checks:
+            value = next((v for f in frames if (v := check.reading(f)) is not None), None)
+            assert value is not None, (preset.id, seed, check.says)
+            assert check.holds(value), (preset.id, seed, check.says, value, (check.low, check.high))
+
+
+def test_a_check_reads_the_first_frame_at_its_step_of_its_run() -> None:
+    frame = {
+        "step": 5,
+        "run": "B",
+        "test_acc": 0.5,
+        "layers": [
+            {"name": "block1.attn_in", "grad_norm": 9.0, "post": {"std": 1.0}},
+            {"name": "block1.resid", "grad_norm": 2.0, "post": {"std": 2.0}},
+            {"name": "block2.resid", "grad_norm": 1.0, "post": {"std": 4.0}},
+        ],
+    }
+    ratio = Check("r", "grad_norm", 5, 0, 1, run="B", of="last/first", layers=".resid")
+    assert ratio.reading(frame) == 0.5
+    assert Check("m", "post.std", 0, 0, 9, run="B", of="max").reading(frame) == 4.0
+    assert Check("a", "test_acc", 5, 0, 1, run="B").reading(frame) == 0.5
+    assert Check("a", "test_acc", 6, 0, 1, run="B").reading(frame) is None  # before its step
+    assert Check("a", "test_acc", 0, 0, 1, run="A").reading(frame) is None  # the other run
+    assert (
+        Check("g", "grad_norm", 0, 0, 1, run="B", of="first").reading({**frame, "layers": [{"name": "x"}]})
+        is None
+    )
+
+
+@pytest.mark.parametrize(
+    ("check", "words"),
+    [
+        ('says = "x"\nstep = 1\nmeasure = "grad_norm"\nrange = [0.0, 1.0]', "is per layer: say `of`"),
+        (
+            'says = "x"\nstep = 1\nmeasure = "test_acc"\nof = "last"\nrange = [0.0, 1.0]',
+            "one number per frame",
+        ),
+        ('says = "x"\nstep = 1\nmeasure = "test_acc"\nrange = [1.0, 0.0]', "range must be [low, high]"),
+        ('says = "x"\nstep = 99999\nmeasure = "test_acc"\nrange = [0.0, 1.0]', "past steps="),
+        ('says = "x"\nstep = 1\nmeasure = "colour"\nrange = [0.0, 1.0]', "measure"),
+    ],
+)
+def test_a_bad_check_is_refused_naming_the_preset(check: str, words: str) -> None:
+    text = _GOOD + "[[preset.checks]]\n" + check + "\n"
+    with pytest.raises(PresetError) as caught:
+        load_presets(text)
+    assert "preset 'a'" in str(caught.value) and words in str(caught.value), str(caught.value)
+    # Run B needs a compare: the same check on B of a preset without one is refused too.
+    single = _GOOD[: _GOOD.index("[preset.compare]")]
+    b_check = '[[preset.checks]]\nsays = "x"\nrun = "B"\nstep = 1\nmeasure = "test_acc"\nrange = [0.0, 1.0]\n'
+    with pytest.raises(PresetError, match="reads run B, but the preset has no compare"):
+        load_presets(single + b_check)

@@ -20,6 +20,7 @@ import { RenderLoop } from "./charts/loop.js";
 import { buildPanels } from "./panels.js";
 import { RunNotes } from "./notes.js";
 import { installFacade } from "./facade.js";
+import { ClaimChecks } from "./checks.js";
 import { FrameQueue } from "./charts/frames.js";
 import { isCompare, runOf } from "./charts/runs.js";
 
@@ -60,6 +61,7 @@ const diagram = new ArchDiagram(byId("arch-diagram"), boot.schema);
 const accuracy = new AccuracyReadout(byId("acc-readout"));
 const band = new BandChart(byId("chart-band"));
 const health = new HealthChart(byId("chart-health"), byId("nonfinite"));
+const claimChecks = new ClaimChecks(byId("preset-checks")); // "this run: …" beside quoted figures
 const sideCharts = [band, new LossChart(byId("chart-loss")), health];
 const views = new Views(document.querySelectorAll('input[name="view"]'), panels);
 const panelCharts = views.charts.filter((chart) => chart !== ridge);
@@ -224,6 +226,7 @@ controls.onChange((config, field) => {
     const preset = controls.preset;
     compare.setFromPreset(preset?.compare ?? null, { emit: false });
     sweepPanel.setPreset(preset);
+    claimChecks.show(preset);
     views.show(viewForPreset(preset));
   }
   refreshApplyHint();
@@ -278,6 +281,7 @@ const actions = {
     stats.lastStep = null;
     stats.framesByRun = { A: 0, B: 0 };
     resetCharts(null);
+    claimChecks.reset(null);
   },
   selectNorm: (index) => controls.selectNorm(index),
   nudgeLearningRate: (direction) => controls.nudgeLearningRate(direction),
@@ -374,6 +378,7 @@ socket.on("started", (message) => {
   fillLayerMenu(bandLayer, message.layers, (index) => band.select(index));
   fillLayerMenu(driftLayer, message.layers, (index) => waterfall.select(index));
   resetCharts(message);
+  claimChecks.reset(message);
 });
 
 socket.on("frame", (message) => {
@@ -382,6 +387,7 @@ socket.on("frame", (message) => {
   stats.framesByRun[runOf(message)] += 1;
   stats.receivedStep = message.step;
   waitingFrames.push(message);
+  claimChecks.update(message);
   requestRender();
 });
 

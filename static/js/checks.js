@@ -1,0 +1,115 @@
+// "This run: …" beside a preset's quoted figures. A preset's `checks` (app/data/presets.toml)
+// say which figure each quote is: a measure, the run (A or B), the step to read it at, and the
+// range the quote allows. The reading follows app/presets.py's Check.reading exactly, so the
+// page and the tests read the same number from the same frames.
+
+/** This check's figure in a frame (null: the frame does not have it). */
+export function reading(check, frame) {
+  if (frame.step < check.step || (frame.run ?? "A") !== check.run) return null;
+  if (!check.of) {
+    const value = frame[check.measure];
+    return value === null || value === undefined ? null : Number(value);
+  }
+  const values = [];
+  for (const layer of frame.layers ?? []) {
+    if (check.layers && !layer.name.endsWith(check.layers)) continue;
+    let value = layer;
+    for (const key of check.measure.split(".")) value = value && typeof value === "object" ? value[key] : null;
+    values.push(value);
+  }
+  if (!values.length || values.some((value) => value === null || value === undefined)) return null;
+  const numbers = values.map(Number);
+  if (check.of === "first") return numbers[0];
+  if (check.of === "last") return numbers.at(-1);
+  if (check.of === "max") return Math.max(...numbers);
+  if (check.of === "mean") return numbers.reduce((a, b) => a + b, 0) / numbers.length;
+  return numbers[0] ? numbers.at(-1) / numbers[0] : null; // last/first
+}
+
+// Pacing changes when frames arrive, not what they hold; a quote holds for every seed.
+const IGNORED = new Set(["max_steps_per_s", "seed"]);
+
+/** Whether `run` (a `started`) trains what `preset` sets up: A's fields, and B's in compare mode. */
+export function runOfPreset(run, preset) {
+  if (!run || !preset) return false;
+  const config = run.configs?.A ?? run.config ?? {};
+  const same = (a, b) => Object.entries(a).every(([field, value]) => IGNORED.has(field) || b[field] === value);
+  if (!same(preset.config ?? {}, config)) return false;
+  if (!preset.compare) return true;
+  return Boolean(run.configs?.B) && same(preset.compare, run.configs.B);
+}
+
+const format = (value) => (Math.abs(value) >= 0.01 && Math.abs(value) < 1000 ? value.toPrecision(2) : value.toExponential(1));
+
+/** The list of a preset's checks, each with what the run shown reads. */
+export class ClaimChecks {
+  /** `list`: the <ul> to fill. */
+  constructor(list) {
+    this.list = list;
+    this.preset = null;
+    this.checks = [];
+    this.items = [];
+    this.values = [];
+    this.reading = false; // the run shown is the preset's: its frames are read
+  }
+
+  /** Show `preset`'s checks, nothing read yet. */
+  show(preset) {
+    this.preset = preset ?? null;
+    this.checks = preset?.checks ?? [];
+    this.items = this.checks.map((check) => {
+      const item = document.createElement("li");
+      item.className = "claim-check";
+      item.dataset.state = "waiting";
+      const says = document.createElement("span");
+      says.textContent = `${check.says}: ${format(check.range[0])}–${format(check.range[1])}`;
+      const result = document.createElement("span");
+      result.className = "claim-check-result";
+      item.append(says, " · ", result);
+      return item;
+    });
+    this.list.replaceChildren(...this.items);
+    this.list.hidden = !this.checks.length;
+    this.reset(null);
+  }
+
+  /** A new run (its `started`; null: none): nothing read yet. Only a run of the preset's own
+   *  settings is read (pace aside): another run's figures would not test its quotes. */
+  reset(run) {
+    this.run = run;
+    this.reading = runOfPreset(run, this.preset);
+    this.values = this.checks.map(() => null);
+    this.checks.forEach((_, i) => this.render(i));
+  }
+
+  /** Read what the frame has of the checks not yet read. */
+  update(frame) {
+    if (!this.reading) return;
+    for (let i = 0; i < this.checks.length; i++) {
+      if (this.values[i] !== null) continue;
+      const value = reading(this.checks[i], frame);
+      if (value === null || !Number.isFinite(value)) continue;
+      this.values[i] = value;
+      this.render(i);
+    }
+  }
+
+  render(i) {
+    const check = this.checks[i];
+    const item = this.items[i];
+    const value = this.values[i];
+    const result = item.lastChild;
+    if (value === null) {
+      item.dataset.state = "waiting";
+      delete item.dataset.value;
+      if (!this.run) result.textContent = "press ▶ Play to check it";
+      else if (!this.reading) result.textContent = "not checked: the run shown has other settings than the preset";
+      else result.textContent = `this run: at step ${check.step}…`;
+      return;
+    }
+    const holds = value >= check.range[0] && value <= check.range[1];
+    item.dataset.state = holds ? "holds" : "differs";
+    result.textContent = `this run: ${format(value)} ${holds ? "✓" : "✗ outside"}`;
+    item.dataset.value = String(value);
+  }
+}

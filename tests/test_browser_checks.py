@@ -1,0 +1,86 @@
+"""A preset's quoted figures beside what the run shown reads ("this run: …", static/js/checks.js),
+in real headless Chromium against the real server; the page reads what app/presets.py reads.
+"""
+
+from __future__ import annotations
+
+import pytest
+from browser_fixtures import Lab
+from playwright.sync_api import expect
+
+from app.presets import PRESETS, Check
+from tests.test_presets import _frames
+
+pytestmark = pytest.mark.browser
+
+GLOROT = next(p for p in PRESETS if p.id == "glorot-init")
+
+SYNTHETIC = {
+    "step": 5,
+    "run": "B",
+    "test_acc": 0.5,
+    "layers": [
+        {"name": "block1.attn_in", "grad_norm": 9.0, "post": {"std": 1.0}},
+        {"name": "block1.resid", "grad_norm": 2.0, "post": {"std": 2.0}},
+        {"name": "block2.resid", "grad_norm": 1.5, "post": {"std": 4.0}},
+    ],
+}
+CASES = [
+    Check("r", "grad_norm", 5, 0, 1, run="B", of="last/first", layers=".resid"),
+    Check("m", "post.std", 0, 0, 9, run="B", of="max"),
+    Check("n", "post.std", 0, 0, 9, run="B", of="mean"),
+    Check("f", "grad_norm", 0, 0, 9, run="B", of="first"),
+    Check("a", "test_acc", 5, 0, 1, run="B"),
+    Check("a", "test_acc", 6, 0, 1, run="B"),
+    Check("a", "test_acc", 0, 0, 1, run="A"),
+]
+
+
+def test_the_page_reads_a_check_as_the_server_does(lab: Lab) -> None:
+    lab.open()
+    readings = lab.page.evaluate(
+        """async ([checks, frame]) => {
+      const { reading } = await import('/static/js/checks.js');
+      return checks.map((check) => reading(check, frame));
+    }""",
+        [[c.to_wire() for c in CASES], SYNTHETIC],
+    )
+    assert readings == [c.reading(SYNTHETIC) for c in CASES]
+    assert readings[0] == 0.75 and readings[-1] is None
+
+
+def test_a_presets_run_shows_its_quoted_figures_read_from_its_own_frames(lab: Lab) -> None:
+    expected = {}
+    frames = _frames(GLOROT, seed=0, steps=1)
+    for check in GLOROT.checks:
+        expected[check.says] = next(v for f in frames if (v := check.reading(f)) is not None)
+    lab.open("preset=glorot-init&max_steps_per_s=0")
+    items = lab.page.locator("#preset-checks .claim-check")
+    expect(items).to_have_count(len(GLOROT.checks))
+    expect(items.first).to_contain_text("press ▶ Play")
+    lab.page.click("#btn-play")
+    lab.page.wait_for_function(
+        "[...document.querySelectorAll('#preset-checks .claim-check')].every((li) => li.dataset.value)"
+    )
+    shown = lab.page.evaluate(
+        """[...document.querySelectorAll('#preset-checks .claim-check')].map((li) =>
+             [li.firstChild.textContent, Number(li.dataset.value), li.dataset.state])"""
+    )
+    lab.page.click("#btn-reset")  # the rest of the run is not needed
+    expect(items.first).to_contain_text("press ▶ Play")
+    for (says, value, state), check in zip(shown, GLOROT.checks, strict=True):
+        assert says.startswith(check.says)
+        assert value == pytest.approx(expected[check.says], rel=1e-6)
+        assert state == ("holds" if check.holds(value) else "differs")
+    assert all(state == "holds" for _, _, state in shown)
+    assert lab.errors == []
+
+
+def test_a_run_with_other_settings_is_not_held_to_the_presets_figures(lab: Lab) -> None:
+    lab.open("preset=glorot-init&depth=4&steps=20&max_steps_per_s=0")
+    lab.page.click("#btn-play")
+    lab.wait("s.runFrames >= 1")
+    first = lab.page.locator("#preset-checks .claim-check").first
+    expect(first).to_contain_text("other settings than the preset")
+    assert lab.page.locator("#preset-checks .claim-check[data-value]").count() == 0
+    assert lab.errors == []
