@@ -241,3 +241,16 @@ def test_noisy_bn_jitters_yet_trains_nearly_as_well(seed: int) -> None:
     assert noisy_loss < 0.1 and noisy_loss < 2.5 * plain_loss, (noisy_loss, plain_loss)
     assert noisy[-1].test_acc is not None and plain[-1].test_acc is not None
     assert noisy[-1].test_acc > 0.9 and abs(noisy[-1].test_acc - plain[-1].test_acc) < 0.06
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_landscape_batch_norm_is_smoother_along_the_gradient(seed: int) -> None:
+    # Measured, seeds 0-2, mean of the 20 probes in 400 steps: loss range A 0.51-1.43, B 0.03;
+    # gradient change A 4.1-7.5, B 0.28-0.29; effective beta A 15-17, B 5.2-5.6. The first five
+    # probes (steps 20-100) already show it.
+    (_, plain), (_, normed) = _twins("landscape", seed=seed, steps=100, eval_every=100)
+    probes = [[frame.landscape for frame in frames if frame.landscape] for frames in (plain, normed)]
+    assert len(probes[0]) == len(probes[1]) == 5
+    for field in ("loss_range", "grad_change", "beta"):
+        a, b = ([getattr(probe, field) for probe in run] for run in probes)
+        assert sum(b) < 0.5 * sum(a), (field, a, b)

@@ -1,4 +1,4 @@
-"""What the story presets tell the learner to look for, asserted on their own runs over seeds 0-2.
+"""What the story (and single-run) presets tell the learner, asserted on their own runs, seeds 0-2.
 
 Each test starts the preset's config as the page sends it (with the page's changes where the text
 says "press 2", i.e. another norm), unpaced and shortened to the steps the claim is about. Only
@@ -169,3 +169,16 @@ def test_ioffe_fig1_median_drifts_without_batch_norm_and_stays_with_it(seed: int
     assert moves[0] > 1.0 and moves[1] < 0.2 and moves[0] > 8 * moves[1], moves
     assert widths[0] > 3 and widths[1] < 2, widths
     assert 0.45 < _acc(plain, 600) < 0.75 and _acc(normed, 600) > 0.9
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_bn_eval_running_averages_fall_behind_on_shifted_inputs(seed: int) -> None:
+    # Measured, seeds 0-2, step 300: at the preset's test shift 0.5 eval mode 0.75-0.84, each
+    # test batch's own statistics 0.97-0.99; unshifted both 0.97-0.99, within 0.01 of each other.
+    _, shifted = _solo("bn-eval", seed=seed, steps=300, emit_every=300, eval_every=300)
+    _, unshifted = _solo("bn-eval", seed=seed, test_shift=0.0, steps=300, emit_every=300, eval_every=300)
+    moved, same = _at(shifted, 300), _at(unshifted, 300)
+    assert moved.test_acc is not None and moved.test_acc_batch_stats is not None
+    assert same.test_acc is not None and same.test_acc_batch_stats is not None
+    assert same.test_acc > 0.93 and abs(same.test_acc - same.test_acc_batch_stats) < 0.03
+    assert moved.test_acc_batch_stats > 0.93 and moved.test_acc < moved.test_acc_batch_stats - 0.1
