@@ -158,15 +158,18 @@ def test_token_level_norms_answer_the_same_one_token_at_a_time() -> None:
         assert last.test_acc_generated == pytest.approx(last.test_acc, abs=0.05)
 
 
-def test_conv_batch_norm_pools_pixels_and_holds_up_at_batch_two() -> None:
-    # Measured (batch 2, 2000 steps): eval accuracy BN 0.93-0.97, GN 0.94-0.96. Not Wu & He's
-    # collapse (see the preset's claim): each channel's statistics pool 2 x 8 x 8 values.
-    (_, bn), (_, gn) = _twins("cnn-small-batch", steps=600, eval_every=600)
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_conv_batch_norm_pools_pixels_and_holds_up_at_batch_two(seed: int) -> None:
+    # Measured, seeds 0-2 (batch 2): eval accuracy at step 500 BN 0.90-0.96 (own statistics within
+    # 0.01), GN 0.90-0.93; at step 2000 BN 0.96-0.97, GN 0.93-0.96. Not Wu & He's collapse (see
+    # the preset's claim): each channel's statistics pool 2 x 8 x 8 values.
+    (_, bn), (_, gn) = _twins("cnn-small-batch", seed=seed, steps=500, emit_every=500, eval_every=500)
     for frames in (bn, gn):
-        assert frames[-1].test_acc is not None and frames[-1].test_acc > 0.8, frames[-1].test_acc
+        assert frames[-1].step == 500
+        assert frames[-1].test_acc is not None and frames[-1].test_acc > 0.85, frames[-1].test_acc
     last = bn[-1]
     assert last.test_acc_batch_stats is not None and last.test_acc is not None
-    assert abs(last.test_acc - last.test_acc_batch_stats) < 0.1
+    assert abs(last.test_acc - last.test_acc_batch_stats) < 0.05
 
 
 def _mean_ics(snapshots: list[Snapshot]) -> tuple[float, float]:
