@@ -35,9 +35,9 @@ def zoomed_lab(chromium: object, lab_server: str) -> Iterator[Lab]:
         yield page
 
 
-# What a chart draws: its Plotly traces, or for a ridge plot the outlines on its canvas (ridge.js
-# keeps them, one {x, y} per layer, on the chart element as `outlines`).
-DRAWN = "(id) => { const el = document.getElementById(id); return el.outlines || el.data || []; }"
+# What a chart draws: its Plotly traces, or for a ridge plot the outlines on its canvas (one {x, y}
+# per layer), as the page's debug facade reports them (static/js/facade.js, drawn).
+DRAWN = "(id) => window.shiftscope.drawn(id)"
 
 
 def chart_points(lab: Lab, element_id: str) -> list[int]:

@@ -64,7 +64,7 @@ def test_transformer_shows_its_fields_streams_blocks_and_generated_accuracy(lab:
     lab.wait("s.runs === 1 && s.runFrames >= 2")
     assert lab.value("s.lastConfig.arch") == "transformer"
     assert lab.value("s.layers") == ["block1.attn_in", "block1.resid", "block2.attn_in", "block2.resid"]
-    lab.page.wait_for_function("document.getElementById('chart-ridge').outlines.length === 4")
+    lab.page.wait_for_function("window.shiftscope.drawn('chart-ridge').length === 4")
     expect(lab.page.locator("#ridge-subtitle")).to_contain_text("attn_in, resid per block")
     expect(lab.page.locator("#band-layer option[value='3']")).to_have_text("block2.resid")
     # The ridge's rows are labelled by entry, under a "block" axis title.

@@ -28,9 +28,9 @@ TINY = {
 
 
 # A chart has data when a trace holds a value: a finite y, or for heat maps a non-null cell. Ridge
-# plots draw on a canvas and keep their outlines on the chart element (`outlines`, ridge.js).
-HAS_DATA = """(id) => { const el = document.getElementById(id);
-  return (el.outlines || el.data || []).some((t) => t.type === 'heatmap'
+# plots draw on a canvas; the debug facade gives their outlines (static/js/facade.js, drawn).
+HAS_DATA = """(id) => {
+  return window.shiftscope.drawn(id).some((t) => t.type === 'heatmap'
     ? (t.z || []).some((row) => row.some((v) => v !== null && v !== undefined))
     : (t.y || []).some((v) => v !== null && v !== undefined)); }"""
 

@@ -2,8 +2,9 @@
 // counters, the last run's config, the page state. Nothing here steers the page except
 // applyPageState, which does what a classroom will do: show another screen's state.
 
-/** Install the facade; `shownRun()` is the `started` of the run the charts show. */
-export function installFacade({ version, stats, player, socket, ridge, pageState, views, panels, loop, shownRun }) {
+/** Install the facade; `shownRun()` is the `started` of the run the charts show; `charts`
+ *  every chart object (the ridge pairs' own charts among them). */
+export function installFacade({ version, stats, player, socket, ridge, pageState, views, panels, loop, shownRun, charts }) {
   window.shiftscope = Object.freeze({
     version,
     get framesReceived() { return stats.framesReceived; },
@@ -33,5 +34,12 @@ export function installFacade({ version, stats, player, socket, ridge, pageState
     /** Each chart's recent draws, by element id: [[performance.now() at the end, ms], ...]
      *  (bench/bench_page.py reports their medians). */
     renderTimings() { return loop.recentTimings(); },
+    /** What the chart on element `id` draws: a ridge plot's canvas outlines ({x, y} per layer),
+     *  else its Plotly traces. */
+    drawn(id) {
+      const chart = charts.find((candidate) => candidate.element?.id === id);
+      if (chart && Array.isArray(chart.outlines)) return chart.outlines;
+      return document.getElementById(id)?.data ?? [];
+    },
   });
 }

@@ -443,4 +443,5 @@ socket.connect();
 
 installFacade({
   version: boot.version, stats, player, socket, ridge, pageState, views, panels, loop, shownRun: () => shownRun,
+  charts: sized,
 });

@@ -12,20 +12,25 @@ import { PALETTE, RUN_RAMPS } from "./charts/theme.js";
 
 const byId = (id) => document.getElementById(id);
 
-/** Twin ridge plots of one kind of histogram (`values`): A's chart keeps the page's plain ids. */
-export function ridgePair(prefix, values, options = {}) {
+/** Twin ridge plots of one kind of histogram (`values`) in the pair `pairId`: each run's chart,
+ *  range labels and axis title are found in its cell (the template's ridge_cell macro names them;
+ *  nothing here rebuilds its ids). */
+export function ridgePair(pairId, values, options = {}) {
+  const pair = byId(pairId);
   const charts = {};
-  for (const [run, suffix] of [["A", ""], ["B", "-b"]]) {
-    charts[run] = new RidgeChart(byId(`chart-${prefix}${suffix}`), {
-      labels: byId(`${prefix}-labels${suffix}`),
-      axisTitle: byId(`${prefix}-axis-title${suffix}`),
+  const cells = {};
+  for (const run of ["A", "B"]) {
+    const cell = pair.querySelector(`.ridge-cell[data-run="${run}"]`);
+    cells[run] = cell;
+    charts[run] = new RidgeChart(cell.querySelector(".chart-ridge"), {
+      labels: cell.querySelector(".ridge-labels"),
+      axisTitle: cell.querySelector(".ridge-axis-title"),
       ramp: RUN_RAMPS[run],
       values,
       ...options,
     });
   }
-  const cells = { A: byId(`${prefix}-cell-A`), B: byId(`${prefix}-cell-B`) };
-  return new RidgePair(charts, cells, byId(`${prefix}-pair`));
+  return new RidgePair(charts, cells, pair);
 }
 
 const layerLines = (id, layerValue, options = {}) => new LinesChart(byId(id), { layerValue, ...options });
@@ -39,8 +44,8 @@ const landscapeLine = (id, key) => new LinesChart(byId(id), {
 
 /** Every panel {name: {element, charts}}, and the charts main.js steers by hand. */
 export function buildPanels() {
-  const ridge = ridgePair("ridge", "pre");
-  const gradients = ridgePair("grad", "grad", {
+  const ridge = ridgePair("ridge-pair", "pre");
+  const gradients = ridgePair("grad-pair", "grad", {
     // Step 0 is the untrained network: no backward pass yet, so no gradient either.
     offNote: (config) => (config?.probe_gradients ? "appears after the first step" : "needs gradient probes"),
   });

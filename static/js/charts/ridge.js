@@ -116,8 +116,9 @@ export class RidgeChart {
     element.after(this.canvas);
     this.canvasGeometry = "";
     this.frameKey = null; // what Plotly last drew the frame for (see drawFrame)
-    // What the canvas shows: each layer's outline, in data units (tests read it as Plotly's gd.data).
-    element.outlines = [];
+    // What the canvas shows: each layer's outline, in data units (window.shiftscope.drawn reads it,
+    // as it reads a Plotly chart's traces).
+    this.outlines = [];
     this.labels = labels;
     this.axisTitle = axisTitle;
     this.labelSpans = [];
@@ -279,7 +280,7 @@ export class RidgeChart {
     const context = canvas.getContext("2d");
     context.setTransform(1, 0, 0, 1, 0, 0);
     context.clearRect(0, 0, canvas.width, canvas.height);
-    this.element.outlines = outlines.filter((outline) => outline.x.length);
+    this.outlines = outlines.filter((outline) => outline.x.length);
     if (this.frame === null || this.off) return;
     const [y0, y1] = this.yRange();
     const kx = (plotWidth * scale) / (x1 - x0);
