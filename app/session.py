@@ -105,12 +105,13 @@ class Session:
                     "device cuda is not available on this server",
                     [{"field": "device", "message": "device must be auto or cpu here: torch sees no GPU"}],
                 )
-        runs = 1 if twin is None else 2
         if isinstance(message, SweepMessage):
             sweep = (tuple(message.lrs), message.steps)
-            check_budget(replace(spec, steps=message.steps), self.settings, runs * len(message.lrs))
+            short = [None if t is None else replace(t, steps=message.steps) for t in (spec, twin)]
+            assert short[0] is not None
+            check_budget(short[0], self.settings, len(message.lrs), twin=short[1])
             return Job(spec, twin, sweep)
-        check_budget(spec, self.settings, runs)
+        check_budget(spec, self.settings, twin=twin)
         return Job(spec, twin, None)
 
     async def _start(self, job: Job) -> None:
@@ -179,33 +180,42 @@ class Job:
     sweep: tuple[tuple[float, ...], int] | None  # (learning rates, steps of each run)
 
 
-def check_budget(spec: RunSpec, settings: Settings, runs: int = 1) -> None:
-    """Refuse a job whose size or total work is over the server's limits, naming the limit.
-    `runs` counts the trainings it holds (twins: 2; a sweep: points x twins)."""
-    cost = RunCost.of(spec)
-    errors = []
-    if cost.parameters > settings.max_parameters:
-        errors.append(
-            {
-                "field": "width",
-                "message": f"this network has {cost.parameters:,} parameters; the limit is "
-                f"{settings.max_parameters:,}: lower width or depth",
-            }
-        )
-    if cost.activation_values > settings.max_activation_values:
-        errors.append(
-            {
-                "field": "batch_size",
-                "message": f"{cost.sizes} is about {cost.activation_values:,}; the limit is "
-                f"{settings.max_activation_values:,}: lower one of them",
-            }
-        )
-    if cost.train_flops * runs > settings.max_train_flops:
+def check_budget(spec: RunSpec, settings: Settings, runs: int = 1, twin: RunSpec | None = None) -> None:
+    """Refuse a job whose networks or total work are over the server's limits, naming the limit.
+
+    Every network of the job is priced on its own (run A; in compare mode run B, whose errors
+    name `compare.<field>`), each against the size limits; the job's FLOPs are the sum of its
+    networks', times `runs`, the trainings each one holds (a sweep: its points)."""
+    networks = [("", spec)] + ([("compare.", twin)] if twin is not None else [])
+    errors, total_flops = [], 0.0
+    for prefix, network in networks:
+        cost = RunCost.of(network)
+        total_flops += cost.train_flops * runs
+        which = "run B's network" if prefix else "this network"
+        if cost.parameters > settings.max_parameters:
+            errors.append(
+                {
+                    "field": f"{prefix}width",
+                    "message": f"{which} has {cost.parameters:,} parameters; the limit is "
+                    f"{settings.max_parameters:,}: lower width or depth",
+                }
+            )
+        if cost.activation_values > settings.max_activation_values:
+            errors.append(
+                {
+                    "field": f"{prefix}batch_size",
+                    "message": f"{'run B: ' if prefix else ''}{cost.sizes} is about "
+                    f"{cost.activation_values:,}; the limit is {settings.max_activation_values:,}: "
+                    "lower one of them",
+                }
+            )
+    if total_flops > settings.max_train_flops:
         errors.append(
             {
                 "field": "steps",
-                "message": f"this run needs about {cost.train_flops * runs:.2g} FLOPs; the limit is "
-                f"{settings.max_train_flops:.2g}: lower steps, batch_size, width or depth",
+                "message": f"this {'job' if len(networks) > 1 or runs > 1 else 'run'} needs about "
+                f"{total_flops:.2g} FLOPs; the limit is {settings.max_train_flops:.2g}: lower steps, "
+                "batch_size, width or depth",
             }
         )
     if errors:

@@ -152,10 +152,38 @@ def test_compare_mode_costs_twice_the_budget() -> None:
 
     spec = RunSpec(depth=4, width=64, steps=1000, batch_size=64)
     flops = 6 * (64 * 64 * 4 + 64 * 10) * 64 * 1000
-    check_budget(spec, Settings(max_train_flops=flops * 1.5), runs=1)
+    check_budget(spec, Settings(max_train_flops=flops * 1.5))
     with pytest.raises(ProtocolError):
-        check_budget(spec, Settings(max_train_flops=flops * 1.5), runs=2)
+        check_budget(spec, Settings(max_train_flops=flops * 1.5), twin=spec)
+    with pytest.raises(ProtocolError):
+        check_budget(spec, Settings(max_train_flops=flops * 1.5), runs=2)  # a sweep of 2 points
     assert torch.get_num_threads() >= 1
+
+
+def test_run_b_is_priced_on_its_own_network_not_as_a_copy_of_a() -> None:
+    """Hardening round 2, item 1: a tiny A and a huge B was accepted (B never priced)."""
+    from app.config import Settings
+    from app.schemas import parse_twin_configs
+    from app.session import check_budget
+
+    a, b = parse_twin_configs(
+        {"arch": "transformer", "depth": 1, "d_model": 8, "heads": 1, "steps": 100000},
+        {"depth": 10, "d_model": 256, "heads": 16, "batch_size": 1024},
+    )
+    assert b is not None
+    check_budget(a.to_spec(), Settings())  # A alone is small
+    with pytest.raises(ProtocolError) as caught:
+        check_budget(a.to_spec(), Settings(), twin=b.to_spec())
+    fields = {e["field"] for e in caught.value.errors}
+    assert {"compare.batch_size", "steps"} <= fields, caught.value.errors  # 461 M values, 7.8e16 FLOPs
+    assert "run B" in caught.value.message
+    # A CNN twin over the activation limit (25 M values against 16 M) is refused by name too.
+    a, b = parse_twin_configs({"arch": "cnn", "width": 8}, {"width": 64, "depth": 6, "batch_size": 1024})
+    assert b is not None
+    check_budget(a.to_spec(), Settings())
+    with pytest.raises(ProtocolError) as caught:
+        check_budget(a.to_spec(), Settings(), twin=b.to_spec())
+    assert "compare.batch_size" in {e["field"] for e in caught.value.errors}
 
 
 def _final(spec: RunSpec) -> tuple[float | None, float | None]:
@@ -214,3 +242,24 @@ def test_kept_frames_are_capped() -> None:
     pending = outbox.take_tagged()
     assert sum(kept for _, _, kept in pending) == MAX_KEPT_FRAMES
     assert len(pending) == MAX_KEPT_FRAMES + 1  # and the newest as an ordinary frame
+
+
+def test_a_huge_twin_or_sweep_twin_is_refused_over_the_websocket(live_server: LiveServer) -> None:
+    """The attack of hardening round 2, item 1, through the real server: refused, nothing runs."""
+    tiny = {"arch": "transformer", "depth": 1, "d_model": 8, "heads": 1, "steps": 100000}
+    huge_b = {"depth": 10, "d_model": 256, "heads": 16, "batch_size": 1024}
+    with _open(live_server) as ws:
+        _send(ws, {"type": "start", "config": tiny, "compare": huge_b})
+        error = _until(ws, lambda m: m["type"] in ("error", "started"))
+        assert error["type"] == "error" and error["code"] == "over_budget", error
+        assert "compare.batch_size" in {e["field"] for e in error["errors"]}
+        _send(
+            ws,
+            {"type": "sweep", "config": {**tiny, "steps": 10}, "compare": huge_b, "lrs": [0.1], "steps": 10},
+        )
+        error = _until(ws, lambda m: m["type"] in ("error", "started"))
+        assert error["type"] == "error" and error["code"] == "over_budget", error
+        assert "compare.batch_size" in {e["field"] for e in error["errors"]}
+        # The connection survives: a small run still trains.
+        _send(ws, {"type": "start", "config": {**SMALL, "steps": 5}})
+        assert _until(ws, _state("done"))
