@@ -19,7 +19,6 @@ import json
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import asdict
 
 import torch
 
@@ -51,7 +50,7 @@ def rate(specs: list[RunSpec], steps: int) -> float:
 
 
 def measure(preset: Preset, steps: int) -> dict[str, object]:
-    config = {**asdict(preset.spec), "max_steps_per_s": 0, "steps": steps + 1}
+    config = {**preset.config, "max_steps_per_s": 0, "steps": steps + 1}
     # Evaluations as often as the preset asks, scaled to the shorter run.
     a, b = parse_twin_configs(config, preset.compare)
     assert b is not None
