@@ -26,7 +26,7 @@ from app.monitor import LoopLagMonitor
 from app.presets import DEFAULT_PRESET, PRESETS
 from app.runner import Outbox, encode
 from app.schemas import ProtocolError, config_schema, parse_client_message
-from app.security import RateLimit, origin_allowed, token_valid
+from app.security import RateLimit, SecurityHeaders, origin_allowed, token_valid
 from app.session import Session
 from app.workers import WorkerPool
 
@@ -58,6 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="ShiftScope", version=__version__, lifespan=lifespan)
     # Covers websockets too (Host only): a DNS-rebinding page cannot reach a loopback server.
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.trusted_hosts())
+    app.add_middleware(SecurityHeaders)  # CSP, no framing, no referrer (docs/security.md)
     app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
     templates = Jinja2Templates(directory=ROOT / "templates")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import reprlib
 from dataclasses import dataclass, fields
 from dataclasses import field as dc_field
 from typing import Annotated, Any, Literal
@@ -22,6 +23,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from app.spec import Activation, Arch, Dataset, Device, Init, Norm, NormPosition, Optimizer, RunSpec, Task
 
 _STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+MAX_NESTING = 8  # a valid message nests 3 deep (message, config, a sweep's lrs); 8 leaves room
 _DEFAULT = RunSpec()
 
 
@@ -319,6 +321,8 @@ def parse_client_message(text: str | bytes) -> ClientMessage:
         raise ProtocolError("bad_json", f"the message is not valid JSON: {exc}") from None
     if not isinstance(raw, dict):
         raise ProtocolError("bad_json", "the message must be a JSON object with a 'type'")
+    if _depth(raw) > MAX_NESTING:
+        raise ProtocolError("bad_json", f"the message nests deeper than {MAX_NESTING} levels")
     try:
         return _CLIENT_MESSAGE.validate_python(raw)
     except ValidationError as exc:
@@ -434,9 +438,28 @@ def _message(field: str, err: Any) -> str:
     return f"{field}: {err['msg']}{got}"
 
 
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxdict, _REPR.maxlist, _REPR.maxstring, _REPR.maxother = 2, 4, 4, 30, 30
+
+
 def _short(value: Any) -> str:
-    text = repr(value)
+    """A value as an error quotes it: short, and bounded however deep or long the value is."""
+    text = _REPR.repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _depth(value: Any) -> int:
+    """How deep objects and arrays nest in a parsed message (iterative: no recursion limit)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, level)
+            if level <= MAX_NESTING:  # past the limit the answer is known
+                stack.extend(
+                    (child, level + 1) for child in (item.values() if isinstance(item, dict) else item)
+                )
+    return deepest
 
 
 def _summary(errors: list[dict[str, str]]) -> str:

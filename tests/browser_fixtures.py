@@ -124,8 +124,12 @@ class Lab:
 
 @contextmanager
 def open_lab(browser: object, base_url: str, **context_options: object) -> Iterator[Lab]:
-    """A fresh browser context (1280×720 unless told otherwise) with one page."""
-    options = {"viewport": VIEWPORT, **context_options}
+    """A fresh browser context (1280×720 unless told otherwise) with one page.
+
+    The tests' own probes (wait_for_function with a JS string) run through eval in the page,
+    which the app's Content-Security-Policy forbids: contexts bypass the CSP unless told not to
+    (tests/test_browser_csp.py runs the page under it)."""
+    options = {"viewport": VIEWPORT, "bypass_csp": True, **context_options}
     context = browser.new_context(**options)  # type: ignore[attr-defined]
     page = context.new_page()
     page.set_default_timeout(30_000)

@@ -1,0 +1,49 @@
+"""Hardening round 2 (what a hostile visitor of the public demo could still do), through the
+real server: each test failed before its fix."""
+
+from __future__ import annotations
+
+import logging
+
+import httpx
+import orjson
+import pytest
+
+from app.schemas import MAX_NESTING
+from app.security import CONTENT_SECURITY_POLICY
+from tests.conftest import LiveServer
+from tests.test_web import SMALL, _open, _send, _state, _until
+
+
+def test_deep_nesting_gets_a_typed_error_and_the_connection_survives(
+    live_server: LiveServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Item 7: a 6 KB start whose config nests 1,000 objects raised RecursionError in the error
+    # formatter; the socket dropped without a close frame and a traceback was logged each time.
+    deep = '{"a":' * 1000 + "1" + "}" * 1000
+    with caplog.at_level(logging.ERROR), _open(live_server) as ws:
+        for _ in range(3):
+            ws.send('{"type":"start","config":{"depth":' + deep + "}}")
+            error = _until(ws, lambda m: m["type"] == "error")
+            assert error["code"] == "bad_json" and f"deeper than {MAX_NESTING}" in error["message"]
+        # Nesting within the limit reaches the config's validation; the quoted value is bounded.
+        nested = {"x": {"y": [[["long" * 50] * 5] * 5]}}  # 5 KB, 6 levels
+        _send(ws, {"type": "start", "config": {"depth": nested}})
+        error = _until(ws, lambda m: m["type"] == "error")
+        assert error["code"] == "invalid_config" and error["errors"][0]["field"] == "depth"
+        assert len(orjson.dumps(error)) < 1000, error
+        _send(ws, {"type": "start", "config": {**SMALL, "steps": 5}})
+        assert _until(ws, _state("done"))
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+
+
+def test_the_page_and_every_response_carry_the_security_headers(live_server: LiveServer) -> None:
+    # Item 8: GET / sent no frame-ancestors / X-Frame-Options, Referrer-Policy or CSP.
+    for path in ("/", "/static/js/main.js", "/healthz", "/no-such-page"):
+        response = httpx.get(f"{live_server.http}{path}")
+        headers = response.headers
+        assert headers["content-security-policy"] == CONTENT_SECURITY_POLICY, path
+        assert "frame-ancestors 'none'" in headers["content-security-policy"]
+        assert "script-src 'self';" in headers["content-security-policy"]  # no inline, no eval
+        assert headers["x-frame-options"] == "DENY" and headers["referrer-policy"] == "no-referrer"
+        assert headers["x-content-type-options"] == "nosniff"
