@@ -408,7 +408,8 @@ def main() -> None:
             )
 
             def open_page(directory: Path | None, replay: str | None = None) -> Page:
-                page = browser.new_page(viewport={"width": 1280, "height": 720})
+                # Playwright's string probes evaluate through eval, which the page's CSP forbids.
+                page = browser.new_page(viewport={"width": 1280, "height": 720}, bypass_csp=True)
                 page.add_init_script(INSTRUMENT)
                 if replay is not None:
                     page.add_init_script(replay)
