@@ -23,6 +23,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from app.spec import Activation, Arch, Dataset, Device, Init, Norm, NormPosition, Optimizer, RunSpec, Task
 
 _STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+MAX_ERRORS = 10  # problems listed in one error reply
 MAX_NESTING = 8  # a valid message nests 3 deep (message, config, a sweep's lrs); 8 leaves room
 _DEFAULT = RunSpec()
 
@@ -331,7 +332,19 @@ def parse_client_message(text: str | bytes) -> ClientMessage:
 
 
 def parse_run_config(config: dict[str, Any], prefix: str = "") -> RunConfig:
-    """Validate a run config; error fields are named `prefix + field` ("compare.lr")."""
+    """Validate a run config; error fields are named `prefix + field` ("compare.lr").
+
+    A config with more keys than RunConfig has fields is refused before validation: thousands of
+    unknown keys would otherwise cost as many errors to build and to send."""
+    if len(config) > len(RunConfig.model_fields):
+        unknown = [str(key)[:40] for key in config if key not in RunConfig.model_fields]
+        shown = ", ".join(unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
+        message = (
+            f"{prefix.rstrip('.') or 'config'} has {len(config)} keys; a config has at most "
+            f"{len(RunConfig.model_fields)} fields (unknown: {shown})"
+        )
+        errors = [{"field": prefix.rstrip(".") or "config", "message": message}]
+        raise ProtocolError("invalid_config", message, errors)
     try:
         return RunConfig.model_validate(config)
     except ValidationError as exc:
@@ -406,6 +419,9 @@ def describe_errors(exc: ValidationError) -> list[dict[str, str]]:
             loc = ["type"]
         field = ".".join(loc) or "config"
         out.append({"field": field, "message": _message(field, err)})
+    if len(out) > MAX_ERRORS:  # the reply stays small, however many problems the input has
+        more = len(out) - MAX_ERRORS
+        out = [*out[:MAX_ERRORS], {"field": "config", "message": f"... and {more} more problems"}]
     return out
 
 

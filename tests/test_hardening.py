@@ -47,3 +47,25 @@ def test_the_page_and_every_response_carry_the_security_headers(live_server: Liv
         assert "script-src 'self';" in headers["content-security-policy"]  # no inline, no eval
         assert headers["x-frame-options"] == "DENY" and headers["referrer-policy"] == "no-referrer"
         assert headers["x-content-type-options"] == "nosniff"
+
+
+def test_thousands_of_unknown_keys_cost_one_short_error(live_server: LiveServer) -> None:
+    # Item 4: a 49 KB config with 5,000 unknown keys got a 283 KB reply listing 5,000 errors.
+    config = {f"k{i}": 0 for i in range(5000)}
+    with _open(live_server) as ws:
+        _send(ws, {"type": "start", "config": config})
+        reply = ws.recv(timeout=30)
+        error = orjson.loads(reply)
+        assert error["code"] == "invalid_config" and len(reply) < 1000, len(reply)
+        assert error["errors"][0]["field"] == "config" and "5000 keys" in error["message"]
+        assert "k0, k1, k2, k3, k4 and 4995 more" in error["message"]
+        # B's fields too, named as compare's.
+        _send(ws, {"type": "start", "config": {}, "compare": config})
+        error = _until(ws, lambda m: m["type"] == "error")
+        assert error["errors"][0]["field"] == "compare" and len(orjson.dumps(error)) < 1000
+        # Many problems within the field count: at most ten listed, and the count of the rest.
+        wrong = {name: "x" for name in ("depth", "width", "lr", "steps", "seed", "bins", "batch_size")}
+        wrong |= {name: "x" for name in ("noise", "groups", "init_std", "emit_every", "eval_every")}
+        _send(ws, {"type": "start", "config": wrong})
+        error = _until(ws, lambda m: m["type"] == "error")
+        assert len(error["errors"]) == 11 and error["errors"][-1]["message"] == "... and 2 more problems"
