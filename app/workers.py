@@ -270,7 +270,14 @@ class RemoteRun:
     def end(self, died: str | None = None) -> None:
         if self.finished.is_set():
             return
-        if died is not None:
+        if died is not None and self._final_state is not None:
+            pass  # it had said its last state: the client has heard how the run ended
+        elif died is not None and self.stop_requested_at is not None:
+            # Killed after a stop it did not see in time (the watchdog's grace ran out): what the
+            # user asked for happened, so the run ends `stopped`, not `failed`.
+            self.outbox.put({"type": "state", "state": "stopped", "step": self.step}, run_id=self.run_id)
+            self._final_state = RunState.STOPPED
+        elif died is not None:
             self.outbox.put(
                 {"type": "error", "code": "run_failed", "message": died, "errors": []}, run_id=self.run_id
             )

@@ -124,3 +124,38 @@ def test_set_lr_of_a_plain_run_reaches_the_worker() -> None:
         return pool.worker.sent
 
     assert SetLr(0.5) in asyncio.run(scenario())
+
+
+def _died_after(stop: bool, last_state: str | None = None) -> list[dict[str, Any]]:
+    """What a client reads when the run's worker dies (a kill), after a stop or not."""
+
+    async def scenario() -> list[dict[str, Any]]:
+        session, outbox, pool = _session()
+        await _handle(session, {"type": "start", "config": {"steps": 10}})
+        run = pool.worker.runs[0]
+        if last_state is not None:
+            run.deliver(encode({"type": "state", "state": last_state, "step": 10}), None)
+        outbox.take()
+        if stop:
+            session.handle(parse_client_message('{"type":"stop"}'))
+        run.end(died="the run's worker process died (signal 9); the server is fine, start again")
+        return [orjson.loads(text) for text in outbox.take()]
+
+    return asyncio.run(scenario())
+
+
+def test_a_kill_that_follows_the_users_stop_reports_stopped_not_failed() -> None:
+    # Hardening round 2, item 5: a stop not seen in time became a watchdog kill, reported `failed`.
+    said = _died_after(stop=True)
+    assert [m["type"] for m in said] == ["state"] and said[0]["state"] == "stopped"
+
+
+def test_a_kill_nobody_asked_for_reports_failed_with_its_reason() -> None:
+    said = _died_after(stop=False)
+    assert [m["type"] for m in said] == ["error", "state"]
+    assert said[0]["code"] == "run_failed" and "signal 9" in said[0]["message"]
+    assert said[1]["state"] == "failed"
+
+
+def test_a_kill_after_the_last_state_adds_nothing() -> None:
+    assert _died_after(stop=False, last_state="done") == []
