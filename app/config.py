@@ -31,6 +31,10 @@ class Settings(BaseSettings):
     # to loopback, any host when bound to another interface (a LAN or a container).
     allowed_hosts: list[str] = Field(default_factory=list)
     access_token: str | None = None  # when set, the websocket needs ?token=... to connect
+    # Wrong tokens allowed per client address before its handshakes are refused unchecked; the
+    # allowance refills at `token_failures_per_minute` (guessing stays at a few tries a minute).
+    token_failure_burst: int = 10
+    token_failures_per_minute: float = 5.0
 
     # Hostile or careless clients.
     max_message_bytes: int = 64 * 1024  # larger messages get a policy close

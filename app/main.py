@@ -26,7 +26,7 @@ from app.monitor import LoopLagMonitor
 from app.presets import DEFAULT_PRESET, PRESETS
 from app.runner import Outbox, encode
 from app.schemas import ProtocolError, config_schema, parse_client_message
-from app.security import RateLimit, SecurityHeaders, origin_allowed, token_valid
+from app.security import FailureThrottle, RateLimit, SecurityHeaders, origin_allowed, token_valid
 from app.session import Session
 from app.workers import WorkerPool
 
@@ -44,6 +44,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.settings = settings
         app.state.sessions = set()
         app.state.clients = Counter()  # open connections per client address
+        app.state.token_failures = FailureThrottle(
+            settings.token_failure_burst, settings.token_failures_per_minute
+        )
         app.state.cuda_available = torch.cuda.is_available()
         app.state.pool = WorkerPool(settings.run_slots(), settings.max_queue)
         app.state.loop_lag = LoopLagMonitor()
@@ -121,10 +124,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ):
             await websocket.close(code=status.WS_1008_POLICY_VIOLATION, reason="origin not allowed")
             return
-        if not token_valid(websocket.query_params.get("token"), settings.access_token):
-            await websocket.close(code=status.WS_1008_POLICY_VIOLATION, reason="access token required")
-            return
         client = websocket.client.host if websocket.client else "unknown"
+        if settings.access_token:
+            throttle: FailureThrottle = app.state.token_failures
+            # An address out of wrong guesses is refused before its token is even looked at.
+            if throttle.blocked(client):
+                await websocket.close(code=status.WS_1008_POLICY_VIOLATION, reason="too many wrong tokens")
+                return
+            if not token_valid(websocket.query_params.get("token"), settings.access_token):
+                throttle.failed(client)
+                await websocket.close(code=status.WS_1008_POLICY_VIOLATION, reason="access token required")
+                return
         clients: Counter[str] = app.state.clients
         if clients[client] >= settings.max_connections_per_client or len(app.state.sessions) >= (
             settings.max_sessions

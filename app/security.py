@@ -45,13 +45,48 @@ class RateLimit:
         self._last = clock()
 
     def allow(self) -> bool:
-        now = self._clock()
-        self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
-        self._last = now
-        if self._tokens >= 1:
+        """Spend one token if there is one."""
+        if self.has_token():
             self._tokens -= 1
             return True
         return False
+
+    def has_token(self) -> bool:
+        """Whether a token is left now (nothing is spent)."""
+        now = self._clock()
+        self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
+        self._last = now
+        return self._tokens >= 1
+
+
+class FailureThrottle:
+    """Per client address, a token bucket of allowed failures (wrong access tokens): once it is
+    empty the address is refused without its token being checked, so guessing runs at `rate`.
+    At most `max_addresses` buckets are kept (the oldest go first): memory stays bounded."""
+
+    def __init__(
+        self,
+        burst: int,
+        per_minute: float,
+        max_addresses: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.burst, self.rate = burst, per_minute / 60.0
+        self.max_addresses = max_addresses
+        self._clock = clock
+        self._buckets: dict[str, RateLimit] = {}
+
+    def blocked(self, address: str) -> bool:
+        """True while `address` has no failure left (checking refills its bucket)."""
+        bucket = self._buckets.get(address)
+        return bucket is not None and not bucket.has_token()
+
+    def failed(self, address: str) -> None:
+        bucket = self._buckets.pop(address, None) or RateLimit(self.rate, self.burst, self._clock)
+        bucket.allow()  # one failure spent
+        self._buckets[address] = bucket  # re-inserted last: the dict keeps the oldest first
+        while len(self._buckets) > self.max_addresses:
+            del self._buckets[next(iter(self._buckets))]
 
 
 # The page loads everything from this server: a strict policy fits. Inline style attributes (the

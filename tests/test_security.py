@@ -8,7 +8,7 @@ from websockets.sync.client import connect
 
 from app.budget import RunCost
 from app.config import Settings
-from app.security import RateLimit, origin_allowed, token_valid
+from app.security import FailureThrottle, RateLimit, origin_allowed, token_valid
 from app.spec import RunSpec
 from tests.conftest import LiveServer, serve
 from tests.test_web import SMALL, _open, _send, _state, _until
@@ -147,3 +147,35 @@ def test_an_idle_connection_is_closed() -> None:
         assert error["code"] == "idle"
         with pytest.raises(ConnectionClosed):
             ws.recv(timeout=10)
+
+
+def test_failure_throttle_allows_a_burst_then_a_few_a_minute_per_address() -> None:
+    now = [0.0]
+    throttle = FailureThrottle(burst=3, per_minute=6.0, max_addresses=2, clock=lambda: now[0])
+    for _ in range(3):
+        assert not throttle.blocked("a")
+        throttle.failed("a")
+    assert throttle.blocked("a") and not throttle.blocked("b")  # per address
+    now[0] = 10.0  # 6 a minute: one failure allowed again after 10 s
+    assert not throttle.blocked("a")
+    throttle.failed("a")
+    assert throttle.blocked("a")
+    throttle.failed("b")
+    throttle.failed("c")  # a third address: the oldest bucket ("a") goes, memory stays bounded
+    assert not throttle.blocked("a")
+
+
+def test_wrong_tokens_are_throttled_per_address_even_the_right_one_after() -> None:
+    # Hardening round 2, item 8: wrong tokens were never throttled (~1,000 tries/s).
+    settings = Settings(access_token="s3cret", max_runs=1, token_failure_burst=3, token_failures_per_minute=1)
+    with serve(settings) as server:
+        for _ in range(3):
+            with pytest.raises(InvalidStatus):
+                with connect(server.ws + "?token=wrong", open_timeout=10):
+                    pass
+        # Out of guesses: refused unchecked, the right token included, for about a minute.
+        with pytest.raises(InvalidStatus) as refused:
+            with connect(server.ws + "?token=s3cret", open_timeout=10):
+                pass
+        assert refused.value.response.status_code == 403
+        assert server.app.state.token_failures.blocked("127.0.0.1")
