@@ -76,6 +76,16 @@ def test_a_presets_run_shows_its_quoted_figures_read_from_its_own_frames(lab: La
     assert lab.errors == []
 
 
+def test_a_story_preset_shows_its_checks_without_a_claim(lab: Lab) -> None:
+    lab.open("preset=sigmoid-batchnorm")
+    expect(lab.page.locator("#preset-claim-box")).to_be_visible()
+    expect(lab.page.locator("#preset-claim")).to_be_hidden()  # no paper's claim to quote
+    expect(lab.page.locator("#preset-checks .claim-check")).to_have_count(2)
+    lab.open("preset=glorot-init")
+    expect(lab.page.locator("#preset-claim")).to_be_visible()
+    assert lab.errors == []
+
+
 def test_a_run_with_other_settings_is_not_held_to_the_presets_figures(lab: Lab) -> None:
     lab.open("preset=glorot-init&depth=4&steps=20&max_steps_per_s=0")
     lab.page.click("#btn-play")

@@ -118,7 +118,15 @@ CHECKED = [p for p in PRESETS if p.checks]
 
 
 def test_presets_that_quote_figures_carry_checks_the_page_can_read() -> None:
-    assert {p.id for p in CHECKED} >= {"glorot-init", "xiong-init-gradients", "xiong-warmup"}
+    assert {p.id for p in CHECKED} >= {
+        "glorot-init",
+        "xiong-init-gradients",
+        "xiong-warmup",
+        "sigmoid-saturation",
+        "sigmoid-batchnorm",
+        "relu-dying",
+        "ioffe-fig1",
+    }
     for preset in CHECKED:
         wire = preset.to_wire()["checks"]
         assert [c["says"] for c in wire] == [c.says for c in preset.checks]

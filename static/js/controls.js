@@ -145,6 +145,8 @@ export class Controls {
       // An instrument preset tests a paper's claim: say which paper and what it claims.
       this.story.claim.textContent = preset.claim ?? "";
       this.story.paper.textContent = preset.paper ?? "";
+      // A story preset may quote figures (its checks) without a paper's claim.
+      this.story.claim.parentElement.hidden = !preset.claim && !preset.paper;
       this.story.claimBox.hidden = !preset.claim && !preset.paper && !preset.checks?.length;
     }
     this.clearErrors();
