@@ -111,7 +111,9 @@ def test_presets_group_and_open_where_they_tell_their_story(lab: Lab) -> None:
     archs = {preset["config"]["arch"] for preset in boot["presets"] if preset["group"] == "architectures"}
     assert {"transformer", "resmlp", "cnn"} <= archs
     expect(lab.page.locator("#compare-on")).not_to_be_checked()
-    expect(lab.page.locator("#preset-claim-box")).to_be_hidden()
+    # A story preset quotes no paper: no claim line, only its checked figures.
+    expect(lab.page.locator("#preset-claim")).to_be_hidden()
+    expect(lab.page.locator("#preset-checks .claim-check")).to_have_count(2)
 
     lab.page.select_option("#preset", "santurkar-ics")  # a comparison, a paper and an instrument
     expect(lab.page.locator("#compare-on")).to_be_checked()
@@ -127,7 +129,7 @@ def test_presets_group_and_open_where_they_tell_their_story(lab: Lab) -> None:
 
     lab.page.select_option("#preset", "sigmoid-batchnorm")  # a story preset: one run again
     expect(lab.page.locator("#compare-on")).not_to_be_checked()
-    expect(lab.page.locator("#preset-claim-box")).to_be_hidden()
+    expect(lab.page.locator("#preset-claim")).to_be_hidden()
     lab.page.keyboard.press("Escape")
     lab.page.locator("body").click(position={"x": 5, "y": 700})
     lab.page.keyboard.press("c")  # C switches compare mode on from the keyboard
