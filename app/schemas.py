@@ -193,7 +193,6 @@ ARCHS: dict[Arch, ArchRules] = {
         max_width=64,  # channels
     ),
 }
-ARCH_DEFAULTS = {arch: rules.defaults for arch, rules in ARCHS.items()}
 # Hints beside a refusal of a field the architecture does not read.
 _UNREAD_HINTS = {
     ("transformer", "width"): "d_model sets its width",
@@ -485,7 +484,7 @@ def _summary(errors: list[dict[str, str]]) -> str:
 def config_schema() -> dict[str, Any]:
     """The RunConfig JSON schema, plus what each architecture takes (the page follows it)."""
     schema = RunConfig.model_json_schema()
-    schema["x-arch-defaults"] = ARCH_DEFAULTS
+    schema["x-arch-defaults"] = {arch: rules.defaults for arch, rules in ARCHS.items()}
     schema["x-arch-norms"] = {arch: list(rules.norms) for arch, rules in ARCHS.items()}
     schema["x-arch-placements"] = {arch: list(rules.placements) for arch, rules in ARCHS.items()}
     schema["x-arch-max-depth"] = {arch: rules.max_depth for arch, rules in ARCHS.items()}

@@ -107,9 +107,8 @@ class Session:
                 )
         if isinstance(message, SweepMessage):
             sweep = (tuple(message.lrs), message.steps)
-            short = [None if t is None else replace(t, steps=message.steps) for t in (spec, twin)]
-            assert short[0] is not None
-            check_budget(short[0], self.settings, len(message.lrs), twin=short[1])
+            short_twin = replace(twin, steps=message.steps) if twin is not None else None
+            check_budget(replace(spec, steps=message.steps), self.settings, len(message.lrs), twin=short_twin)
             return Job(spec, twin, sweep)
         check_budget(spec, self.settings, twin=twin)
         return Job(spec, twin, None)

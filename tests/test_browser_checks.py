@@ -9,22 +9,12 @@ from browser_fixtures import Lab
 from playwright.sync_api import expect
 
 from app.presets import PRESETS, Check
-from tests.test_presets import _frames
+from tests.test_presets import SYNTHETIC_FRAME, preset_frames
 
 pytestmark = pytest.mark.browser
 
 GLOROT = next(p for p in PRESETS if p.id == "glorot-init")
 
-SYNTHETIC = {
-    "step": 5,
-    "run": "B",
-    "test_acc": 0.5,
-    "layers": [
-        {"name": "block1.attn_in", "grad_norm": 9.0, "post": {"std": 1.0}},
-        {"name": "block1.resid", "grad_norm": 2.0, "post": {"std": 2.0}},
-        {"name": "block2.resid", "grad_norm": 1.5, "post": {"std": 4.0}},
-    ],
-}
 CASES = [
     Check("r", "grad_norm", 5, 0, 1, run="B", of="last/first", layers=".resid"),
     Check("m", "post.std", 0, 0, 9, run="B", of="max"),
@@ -43,15 +33,15 @@ def test_the_page_reads_a_check_as_the_server_does(lab: Lab) -> None:
       const { reading } = await import('/static/js/checks.js');
       return checks.map((check) => reading(check, frame));
     }""",
-        [[c.to_wire() for c in CASES], SYNTHETIC],
+        [[c.to_wire() for c in CASES], SYNTHETIC_FRAME],
     )
-    assert readings == [c.reading(SYNTHETIC) for c in CASES]
-    assert readings[0] == 0.75 and readings[-1] is None
+    assert readings == [c.reading(SYNTHETIC_FRAME) for c in CASES]
+    assert readings[0] == 0.5 and readings[-1] is None
 
 
 def test_a_presets_run_shows_its_quoted_figures_read_from_its_own_frames(lab: Lab) -> None:
     expected = {}
-    frames = _frames(GLOROT, seed=0, steps=1)
+    frames = preset_frames(GLOROT, seed=0, steps=1)
     for check in GLOROT.checks:
         expected[check.says] = next(v for f in frames if (v := check.reading(f)) is not None)
     lab.open("preset=glorot-init&max_steps_per_s=0")

@@ -100,7 +100,7 @@ def test_preset_ids_are_unique() -> None:
         load_presets(twice)
 
 
-def _frames(preset: Preset, seed: int, steps: int) -> list[dict]:
+def preset_frames(preset: Preset, seed: int, steps: int) -> list[dict]:
     """Wire frames of the preset's own run (A, and B in compare mode), unpaced, to `steps`."""
     changes = {"max_steps_per_s": 0, "seed": seed, "steps": max(steps, 1)}
     a, b = parse_twin_configs({**preset.config, **changes}, preset.compare)
@@ -137,24 +137,29 @@ def test_presets_that_quote_figures_carry_checks_the_page_can_read() -> None:
 def test_every_quoted_figure_holds_for_the_presets_own_run_over_three_seeds(preset: Preset) -> None:
     last = max(check.step for check in preset.checks)
     for seed in (0, 1, 2):
-        frames = _frames(preset, seed, last)
+        frames = preset_frames(preset, seed, last)
         for check in preset.checks:
             value = next((v for f in frames if (v := check.reading(f)) is not None), None)
             assert value is not None, (preset.id, seed, check.says)
             assert check.holds(value), (preset.id, seed, check.says, value, (check.low, check.high))
 
 
+# A frame of run B at step 5, as the wire carries it: what the check tests read (the page's too,
+# tests/test_browser_checks.py).
+SYNTHETIC_FRAME = {
+    "step": 5,
+    "run": "B",
+    "test_acc": 0.5,
+    "layers": [
+        {"name": "block1.attn_in", "grad_norm": 9.0, "post": {"std": 1.0}},
+        {"name": "block1.resid", "grad_norm": 2.0, "post": {"std": 2.0}},
+        {"name": "block2.resid", "grad_norm": 1.0, "post": {"std": 4.0}},
+    ],
+}
+
+
 def test_a_check_reads_the_first_frame_at_its_step_of_its_run() -> None:
-    frame = {
-        "step": 5,
-        "run": "B",
-        "test_acc": 0.5,
-        "layers": [
-            {"name": "block1.attn_in", "grad_norm": 9.0, "post": {"std": 1.0}},
-            {"name": "block1.resid", "grad_norm": 2.0, "post": {"std": 2.0}},
-            {"name": "block2.resid", "grad_norm": 1.0, "post": {"std": 4.0}},
-        ],
-    }
+    frame = SYNTHETIC_FRAME
     ratio = Check("r", "grad_norm", 5, 0, 1, run="B", of="last/first", layers=".resid")
     assert ratio.reading(frame) == 0.5
     assert Check("m", "post.std", 0, 0, 9, run="B", of="max").reading(frame) == 4.0

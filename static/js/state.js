@@ -18,11 +18,11 @@ export const PARAMS = Object.freeze({
   initialView: "layers",
 });
 
-// Chart options: [state key, radio group name or select id, default]. Kept out of the URL.
+// Chart options: [state key, radio group name]. Kept out of the URL.
 const CHART_OPTIONS = Object.freeze([
-  ["values", "ridge-values", "pre"],
-  ["x", "ridge-x", "shared"],
-  ["gradX", "grad-x", "shared"],
+  ["values", "ridge-values"],
+  ["x", "ridge-x"],
+  ["gradX", "grad-x"],
 ]);
 
 /** The query string of a config (every field, in schema order) and the preset it started from. */
@@ -95,7 +95,7 @@ export class PageState {
     this.controls = controls;
     this.compare = compare;
     this.views = views;
-    this.charts = charts; // {ridge, gradients, band, bandLayer, driftLayer, render}
+    this.charts = charts; // {bandLayer, driftLayer}: the layer menus of the band and the waterfall
   }
 
   /** The config of run A (a copy). */
