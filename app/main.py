@@ -48,7 +48,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.token_failure_burst, settings.token_failures_per_minute
         )
         app.state.cuda_available = torch.cuda.is_available()
-        app.state.pool = WorkerPool(settings.run_slots(), settings.max_queue)
+        app.state.pool = WorkerPool(
+            settings.run_slots(),
+            settings.max_queue,
+            memory_bytes=settings.worker_memory_bytes,
+            recycle_bytes=settings.worker_recycle_bytes,
+        )
         app.state.loop_lag = LoopLagMonitor()
         await app.state.pool.start()
         app.state.loop_lag.start()

@@ -95,6 +95,15 @@ class Outbox:
         return [text for text, _, _ in self.take_tagged()]
 
 
+def out_of_memory(exc: BaseException) -> bool:
+    """An allocation that failed: Python's MemoryError, or torch's allocator refusing (a worker's
+    address-space cap, RLIMIT_AS, or a GPU that is full)."""
+    text = str(exc)
+    return isinstance(exc, MemoryError | torch.OutOfMemoryError) or (
+        isinstance(exc, RuntimeError) and ("can't allocate memory" in text or "out of memory" in text)
+    )
+
+
 class Run:
     """One Trainer (or twins A and B in lockstep, or a sweep) on its own thread, steered by
     pause/resume/step/stop/set_lr from any thread."""
@@ -201,15 +210,17 @@ class Run:
             else:
                 self._run_trainers()
         except Exception as exc:  # a run may fail; the server and the connection must not
-            logger.exception("run %s failed", self.run_id)
-            self._emit(
-                {
-                    "type": "error",
-                    "code": "run_failed",
-                    "message": f"the run failed: {type(exc).__name__}: {exc}",
-                    "errors": [],
-                }
-            )
+            self.trainers = []  # an out-of-memory run: free what it holds before anything else
+            if out_of_memory(exc):
+                logger.warning("run %s ran out of memory: %s", self.run_id, str(exc)[:200])
+                message = (
+                    "the run needed more memory than a run may use on this server "
+                    "(SHIFTSCOPE_WORKER_MEMORY_BYTES): lower batch_size, width or depth"
+                )
+            else:
+                logger.exception("run %s failed", self.run_id)
+                message = f"the run failed: {type(exc).__name__}: {exc}"
+            self._emit({"type": "error", "code": "run_failed", "message": message, "errors": []})
             if isinstance(exc, InvalidTransition) and self.lifecycle.final:
                 pass  # the run had already said its last state: the bug is logged above
             else:

@@ -9,7 +9,12 @@ Wire between parent and worker (a duplex multiprocessing pipe):
   worker -> parent  bytes: b"F" + slot + frame JSON (slot: b"A", b"B", or b"-" for a single run),
                     b"K" + slot + frame JSON (a frame with a measurement: not to be coalesced),
                     b"M" + control-message JSON, b"I" (idle: ready for a job, or the last job's
-                    messages are all sent)
+                    messages are all sent), b"R" (retiring: the last job's messages are all sent,
+                    and the worker exits so that a fresh one takes its slot)
+
+Memory: once warm, a worker caps its own address space (RLIMIT_AS, `worker_memory_bytes`), so a
+run that needs more fails with an out-of-memory error; after each job it gives its free pages
+back, and one that still holds more than `worker_recycle_bytes` retires.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import contextlib
 import logging
 import multiprocessing
 import os
+import resource
 import signal
 import threading
 import time
@@ -33,7 +39,7 @@ import orjson
 from app.lifecycle import FINAL_STATES, RunState, SteeredRun
 from app.spec import RunSpec
 
-FRAME, KEPT, MESSAGE, IDLE = b"F", b"K", b"M", b"I"
+FRAME, KEPT, MESSAGE, IDLE, RETIRE = b"F", b"K", b"M", b"I", b"R"
 NO_SLOT = b"-"  # the frame slot of a single run
 KILL_GRACE_S = 5.0  # a run that ignores stop (or its time limit) this long is killed
 
@@ -90,11 +96,26 @@ Command = BeginRun | Pause | Resume | StepOnce | Stop | SetLr | Quit
 # ----------------------------------------------------------------------------- worker side
 
 
-def worker_main(conn: Connection) -> None:
+@dataclass(frozen=True)
+class Limits:
+    """A worker's memory rules: its address-space cap and the footprint that retires it (0: none)."""
+
+    memory_bytes: int = 0
+    recycle_bytes: int = 0
+
+
+def worker_main(conn: Connection, limits: Limits = Limits()) -> None:
     """Entry point of a worker process: import torch once, then run jobs until told to quit."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the parent, which stops us
     with contextlib.suppress(EOFError, OSError):  # the parent went away: nothing left to do
-        _serve_jobs(conn)
+        _serve_jobs(conn, limits)
+
+
+def _cap_memory(limit: int) -> None:
+    """Cap this process's address space: past it allocations fail (torch raises, the run fails
+    with a clear reason) instead of the host running out of memory."""
+    if limit > 0:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
 def _warm_up() -> None:
@@ -111,11 +132,13 @@ def _warm_up() -> None:
         pass
 
 
-def _serve_jobs(conn: Connection) -> None:
+def _serve_jobs(conn: Connection, limits: Limits) -> None:
+    from app.allocator import release_freed_memory, resident_bytes
     from app.loops import Sweep
     from app.runner import Outbox, Run
 
     _warm_up()
+    _cap_memory(limits.memory_bytes)
     send_lock = threading.Lock()
 
     def send(data: bytes) -> None:
@@ -150,6 +173,11 @@ def _serve_jobs(conn: Connection) -> None:
             run.stop()  # a no-op when it ended by itself; else the parent is gone
             run.join()
         forwarder.close(outbox)
+        del run, outbox, forwarder
+        release_freed_memory()
+        if limits.recycle_bytes and resident_bytes() > limits.recycle_bytes:
+            send(RETIRE)  # the job is over; a fresh worker takes this slot
+            return
         send(IDLE)
 
 
@@ -298,15 +326,17 @@ class Worker:
         context: Any,
         on_idle: Callable[[Worker], None],
         on_exit: Callable[[Worker], None],
+        limits: Limits = Limits(),
     ) -> None:
         parent_end, child_end = context.Pipe(duplex=True)
-        self.process = context.Process(target=worker_main, args=(child_end,), daemon=True)
+        self.process = context.Process(target=worker_main, args=(child_end, limits), daemon=True)
         self.process.start()
         child_end.close()
         self.conn: Connection = parent_end
         self.pid: int = self.process.pid
         self.job: RemoteRun | None = None
         self.alive = True
+        self.retired = False  # it said it would exit after its job (memory): not a crash
         self._on_idle, self._on_exit = on_idle, on_exit
         self._send_lock = threading.Lock()
         self._reader = threading.Thread(target=self._read, name=f"worker-{self.pid}", daemon=True)
@@ -342,11 +372,14 @@ class Worker:
             except (EOFError, OSError):
                 break
             kind = data[:1]
-            if kind == IDLE:
+            if kind in (IDLE, RETIRE):
                 job, self.job = self.job, None
                 if job is not None:
                     job.end()
-                self._on_idle(self)
+                if kind == RETIRE:
+                    self.retired = True  # it exits now; the pool spawns its replacement
+                else:
+                    self._on_idle(self)
             elif self.job is not None:
                 if kind in (FRAME, KEPT):
                     slot = data[1:2]
@@ -376,8 +409,9 @@ class WorkerPool:
     All methods run on the event loop; worker threads reach it through call_soon_threadsafe.
     """
 
-    def __init__(self, size: int, max_queue: int) -> None:
+    def __init__(self, size: int, max_queue: int, memory_bytes: int = 0, recycle_bytes: int = 0) -> None:
         self.size, self.max_queue = size, max_queue
+        self.limits = Limits(memory_bytes, recycle_bytes)
         self._context = multiprocessing.get_context("spawn")
         self._loop: asyncio.AbstractEventLoop | None = None
         self.workers: list[Worker] = []
@@ -438,7 +472,9 @@ class WorkerPool:
             on_position(position)
 
     def _spawn(self) -> None:
-        worker = Worker(self._context, self._from_thread(self._release), self._from_thread(self._exited))
+        worker = Worker(
+            self._context, self._from_thread(self._release), self._from_thread(self._exited), self.limits
+        )
         self.workers.append(worker)
 
     def _exited(self, worker: Worker) -> None:
@@ -447,7 +483,10 @@ class WorkerPool:
         with contextlib.suppress(ValueError):
             self._idle.remove(worker)
         if not self._closed:
-            logger.warning("worker %s exited; starting a replacement", worker.pid)
+            if worker.retired:
+                logger.info("worker %s retired after a large job; starting a fresh one", worker.pid)
+            else:
+                logger.warning("worker %s exited; starting a replacement", worker.pid)
             self._spawn()
 
     def _from_thread(self, callback: Callable[[Worker], None]) -> Callable[[Worker], None]:
