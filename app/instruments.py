@@ -3,11 +3,13 @@ covariate shift (Def. 2.1) and their loss-landscape smoothness probe (Fig. 4).
 
 Every function here is pure: it reads parameters and a batch and leaves the model, its buffers
 and its optimizer exactly as it found them (the extra passes run through `functional_call` on
-copies of the buffers).
+copies of the buffers). Given the run's stop flag, the multi-pass ones raise
+lifecycle.Interrupted between passes once it is set.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -16,6 +18,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
+from app.lifecycle import stop_point
 from app.nets import Network
 from app.objective import cross_entropy
 from app.probes import Histogram
@@ -130,6 +133,7 @@ def internal_covariate_shift(
     x: torch.Tensor,
     y: torch.Tensor,
     weight_names: Sequence[str],
+    stop: threading.Event | None = None,
 ) -> list[ShiftMeasure]:
     """Santurkar et al. (2018), Def. 2.1, for each weight W_i on the same batch (x, y):
     G = dL/dW_i at the parameters `before` this step; G' = dL/dW_i once the layers below W_i
@@ -140,6 +144,7 @@ def internal_covariate_shift(
     _, grads = _loss_and_grads(model, before, buffers, x, y, weight_names)
     out = []
     for weight_name, grad in zip(weight_names, grads, strict=True):
+        stop_point(stop)  # one extra pass per layer: a stop is seen within one
         owner = weight_name.rsplit(".", 1)[0] + "."
         first = next(i for i, name in enumerate(order) if name.startswith(owner))
         below = set(order[:first])
@@ -173,6 +178,7 @@ def loss_landscape(
     y: torch.Tensor,
     lr: float,
     multipliers: Sequence[float] = LANDSCAPE_MULTIPLIERS,
+    stop: threading.Event | None = None,
 ) -> Landscape:
     """Step from `params` along -gradient by m x lr for each multiplier m; at each point record the
     loss and how much the gradient changed. beta = max ||grad(w') - grad(w)|| / ||w' - w||."""
@@ -182,6 +188,7 @@ def loss_landscape(
     g0 = torch.cat([g.flatten() for g in grads])
     losses, changes, betas = [], [], []
     for m in multipliers:
+        stop_point(stop)
         moved = dict(params)
         for name, g in zip(names, grads, strict=True):
             moved[name] = params[name] - m * lr * g

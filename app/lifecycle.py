@@ -14,7 +14,16 @@ import threading
 from enum import StrEnum
 from typing import Protocol
 
-__all__ = ["FINAL_STATES", "InvalidTransition", "Lifecycle", "RunState", "SteeredRun", "TRANSITIONS"]
+__all__ = [
+    "FINAL_STATES",
+    "TRANSITIONS",
+    "Interrupted",
+    "InvalidTransition",
+    "Lifecycle",
+    "RunState",
+    "SteeredRun",
+    "stop_point",
+]
 
 
 class RunState(StrEnum):
@@ -42,6 +51,17 @@ TRANSITIONS: dict[RunState | None, frozenset[RunState]] = {
 
 class InvalidTransition(RuntimeError):
     """A run tried a move its state does not allow (a bug, never the client's doing)."""
+
+
+class Interrupted(Exception):
+    """A stop seen inside a long measurement (an evaluation, an instrument's extra passes): the
+    run ends `stopped` at once instead of finishing the measurement (and being killed for it)."""
+
+
+def stop_point(stop: threading.Event | None) -> None:
+    """Raise Interrupted if `stop` is set: called between the passes of a long measurement."""
+    if stop is not None and stop.is_set():
+        raise Interrupted
 
 
 class Lifecycle:

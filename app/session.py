@@ -179,6 +179,19 @@ class Job:
     sweep: tuple[tuple[float, ...], int] | None  # (learning rates, steps of each run)
 
 
+def _what_to_lower(part: str, spec: RunSpec) -> tuple[str, str]:
+    """The field to name, and what to change, when most of a job's FLOPs go to `part`."""
+    if part == "evaluation":
+        return "eval_every", "raise eval_every or eval_batch_size, or lower steps"
+    if part == "instruments" and spec.ics_every > 0:
+        return "ics_every", "raise ics_every or landscape_every, or turn probe_gradients off"
+    if part == "instruments" and spec.landscape_every > 0:
+        return "landscape_every", "raise landscape_every, or turn probe_gradients off"
+    if part == "instruments":
+        return "probe_gradients", "turn probe_gradients off or raise emit_every"
+    return "steps", "lower steps, batch_size, width or depth"
+
+
 def check_budget(spec: RunSpec, settings: Settings, runs: int = 1, twin: RunSpec | None = None) -> None:
     """Refuse a job whose networks or total work are over the server's limits, naming the limit.
 
@@ -186,10 +199,13 @@ def check_budget(spec: RunSpec, settings: Settings, runs: int = 1, twin: RunSpec
     name `compare.<field>`), each against the size limits; the job's FLOPs are the sum of its
     networks', times `runs`, the trainings each one holds (a sweep: its points)."""
     networks = [("", spec)] + ([("compare.", twin)] if twin is not None else [])
-    errors, total_flops = [], 0.0
+    errors: list[dict[str, str]] = []
+    parts = {"training": 0.0, "evaluation": 0.0, "instruments": 0.0}
     for prefix, network in networks:
         cost = RunCost.of(network)
-        total_flops += cost.train_flops * runs
+        parts["training"] += cost.train_flops * runs
+        parts["evaluation"] += cost.eval_flops * runs
+        parts["instruments"] += cost.instrument_flops * runs
         which = "run B's network" if prefix else "this network"
         if cost.parameters > settings.max_parameters:
             errors.append(
@@ -208,13 +224,17 @@ def check_budget(spec: RunSpec, settings: Settings, runs: int = 1, twin: RunSpec
                     "lower one of them",
                 }
             )
+    total_flops = sum(parts.values())
     if total_flops > settings.max_train_flops:
+        largest = max(parts, key=lambda part: parts[part])
+        field, advice = _what_to_lower(largest, spec)
+        breakdown = ", ".join(f"{part} {flops:.2g}" for part, flops in parts.items() if flops > 0)
         errors.append(
             {
-                "field": "steps",
+                "field": field,
                 "message": f"this {'job' if len(networks) > 1 or runs > 1 else 'run'} needs about "
-                f"{total_flops:.2g} FLOPs; the limit is {settings.max_train_flops:.2g}: lower steps, "
-                "batch_size, width or depth",
+                f"{total_flops:.2g} FLOPs ({breakdown}); the limit is {settings.max_train_flops:.2g}: "
+                f"{advice}",
             }
         )
     if errors:

@@ -22,6 +22,7 @@ from app.instruments import (
     parameters_of,
     relative_drifts,
 )
+from app.lifecycle import Interrupted
 from app.nets import Network, build_network, load_data
 from app.objective import accuracy, cross_entropy
 from app.probes import ActivationProbe, BatchNormProbe, Histogram, LayerStats, histograms_of
@@ -139,6 +140,7 @@ class Trainer:
         self._tap_weight = [names[id(tap.weight)] if tap.weight is not None else None for tap in self.taps]
         self.step = 0
         self.outcome: Outcome | None = None
+        self._stop: threading.Event | None = None  # the run's stop flag, once it runs
         self._base_lr = spec.lr  # the rate asked for; warmup scales it down early on
         self._lr = spec.lr  # the rate the optimizer uses now
         self._pending_lr: float | None = None
@@ -159,8 +161,11 @@ class Trainer:
     def run(self, stop: threading.Event) -> Iterator[Snapshot]:
         probe = ActivationProbe(self.taps, capture_grads=self.spec.probe_gradients)
         norm_probe = BatchNormProbe(self.taps)
+        self._stop = self.evaluator.stop = stop  # long measurements look at it between passes
         try:
             yield from self._train(probe, norm_probe, stop)
+        except Interrupted:  # stopped inside an evaluation or an instrument's extra passes
+            self.outcome = "stopped"
         finally:
             probe.remove()
             norm_probe.remove()
@@ -214,7 +219,8 @@ class Trainer:
         spec, step = self.spec, self.step
         ics_due = spec.ics_every > 0 and step % spec.ics_every == 0
         if spec.landscape_every > 0 and step % spec.landscape_every == 0:
-            self._landscape = (step, loss_landscape(self.model, parameters_of(self.model), x, y, self._lr))
+            landscape = loss_landscape(self.model, parameters_of(self.model), x, y, self._lr, stop=self._stop)
+            self._landscape = (step, landscape)
         before = parameters_of(self.model) if ics_due else None
         readings: dict[str, dict[str, Any]] = {}
         if extras is not None:
@@ -237,7 +243,8 @@ class Trainer:
                     extra.update(readings[weight_name])
         if before is not None:
             names = list(self._weights)
-            measured = internal_covariate_shift(self.model, before, parameters_of(self.model), x, y, names)
+            after = parameters_of(self.model)
+            measured = internal_covariate_shift(self.model, before, after, x, y, names, stop=self._stop)
             by_weight = dict(zip(names, measured, strict=True))
             self._ics = (step, [by_weight[w] if w is not None else None for w in self._tap_weight])
 

@@ -150,8 +150,10 @@ def test_compare_mode_costs_twice_the_budget() -> None:
     from app.config import Settings
     from app.session import check_budget
 
+    from app.budget import RunCost
+
     spec = RunSpec(depth=4, width=64, steps=1000, batch_size=64)
-    flops = 6 * (64 * 64 * 4 + 64 * 10) * 64 * 1000
+    flops = RunCost.of(spec).total_flops  # its parts: tests/test_security.py::test_run_cost
     check_budget(spec, Settings(max_train_flops=flops * 1.5))
     with pytest.raises(ProtocolError):
         check_budget(spec, Settings(max_train_flops=flops * 1.5), twin=spec)

@@ -69,3 +69,49 @@ def test_thousands_of_unknown_keys_cost_one_short_error(live_server: LiveServer)
         _send(ws, {"type": "start", "config": wrong})
         error = _until(ws, lambda m: m["type"] == "error")
         assert len(error["errors"]) == 11 and error["errors"][-1]["message"] == "... and 2 more problems"
+
+
+# Item 5: instruments, evaluation and generation were not priced. Each of these was accepted
+# before (only 6 x weights x batch x steps was counted) and would have run for hours.
+LARGEST_MLP = {"dataset": "digits", "depth": 24, "width": 512, "batch_size": 1024, "steps": 2000}
+LARGEST_TRANSFORMER = {"arch": "transformer", "depth": 10, "d_model": 256, "heads": 16, "seq_len": 32}
+
+
+@pytest.mark.parametrize(
+    ("config", "field"),
+    [
+        # ICS every step: 26 extra forward-backward passes a step (0.075 steps/s measured).
+        ({**LARGEST_MLP, "ics_every": 1, "steps": 200}, "ics_every"),
+        ({**LARGEST_MLP, "landscape_every": 1, "steps": 400}, "landscape_every"),
+        # An evaluation in batches of 1 every step: ~1.1 s each at 24 x 512, 2,000 times.
+        (
+            {**LARGEST_MLP, "batch_size": 64, "norm": "batch", "eval_every": 1, "eval_batch_size": 1},
+            "eval_every",
+        ),
+        # The largest transformer at the default eval_every: 21 evaluations of ~42 s (generation 35 s).
+        ({**LARGEST_TRANSFORMER, "batch_size": 6}, "eval_every"),
+    ],
+)
+def test_instruments_and_evaluation_are_priced(live_server: LiveServer, config: dict, field: str) -> None:
+    with _open(live_server) as ws:
+        _send(ws, {"type": "start", "config": config})
+        error = _until(ws, lambda m: m["type"] == "error")
+        assert error["code"] == "over_budget", error
+        assert field in {e["field"] for e in error["errors"]}, error
+        assert "FLOPs (training" in error["message"]
+
+
+def test_the_same_work_priced_lower_is_admitted(live_server: LiveServer) -> None:
+    # The transformer above for 1,000 steps with evaluations 500 apart fits, as do all presets
+    # (tests/test_presets.py starts each one).
+    with _open(live_server) as ws:
+        _send(
+            ws,
+            {
+                "type": "start",
+                "config": {**LARGEST_TRANSFORMER, "batch_size": 6, "steps": 1000, "eval_every": 500},
+            },
+        )
+        assert _until(ws, lambda m: m["type"] in ("started", "error"))["type"] == "started"
+        _send(ws, {"type": "stop"})
+        _until(ws, _state("stopped"), timeout=60)

@@ -6,7 +6,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
-from app.budget import RunCost
+from app.budget import LAYER_CALL_FLOPS, RunCost
 from app.config import Settings
 from app.security import FailureThrottle, RateLimit, origin_allowed, token_valid
 from app.spec import RunSpec
@@ -60,7 +60,15 @@ def test_run_cost() -> None:
     weights = 64 * 10 + 10 * 10 + 10 * 10
     assert cost.parameters == weights + (10 + 10 + 10) + 2 * 2 * 10
     assert cost.activation_values == 8 * 10 * 2
-    assert cost.train_flops == 6 * weights * 8 * 100
+    layers = 3  # Linear calls a pass makes, each priced at least LAYER_CALL_FLOPS
+    assert cost.train_flops == (6 * weights * 8 + layers * LAYER_CALL_FLOPS) * 100
+    # Evaluations at steps 0, 100 and the end (priced as 100 // eval_every + 2), two passes each
+    # (eval mode and batch statistics) over the 359 test digits, in one batch.
+    assert cost.eval_flops == 3 * 2 * (2 * weights * 359 + layers * LAYER_CALL_FLOPS)
+    assert cost.instrument_flops == 0
+    probed = RunCost.of(RunSpec(dataset="digits", depth=2, width=10, batch_size=8, steps=100, ics_every=10))
+    one_step = 6 * weights * 8 + layers * LAYER_CALL_FLOPS
+    assert probed.instrument_flops == 10 * (layers + 1) * one_step  # G, then one pass per layer
 
 
 def test_trusted_hosts_default_to_loopback_names_on_loopback() -> None:
