@@ -37,6 +37,12 @@ class Settings(BaseSettings):
     token_failures_per_minute: float = 5.0
 
     # Hostile or careless clients.
+    # Before a request reaches the app (app/serve.py, `python -m app`): a request's headers must
+    # fit in max_header_bytes and arrive within header_timeout_s; past max_connections open
+    # connections (HTTP and websocket) a new one is closed at once.
+    max_header_bytes: int = Field(default=16 * 1024, ge=1024)
+    header_timeout_s: float = Field(default=10.0, gt=0)
+    max_connections: int = Field(default=768, ge=1)
     max_message_bytes: int = 64 * 1024  # larger messages get a policy close
     max_messages_per_s: float = 20.0  # sustained rate per connection; floods get a policy close
     message_burst: int = 40  # messages allowed at once before the rate applies

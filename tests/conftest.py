@@ -21,6 +21,7 @@ from fastapi import FastAPI
 
 from app.config import Settings
 from app.main import create_app
+from app.serve import uvicorn_options
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -55,21 +56,15 @@ def serve(
 ) -> Iterator[LiveServer]:
     """The real app with `settings`, on a uvicorn server in a thread of this process.
 
-    The ping settings are uvicorn's (the defaults are `python -m app`'s): a peer that answers no
+    It serves with `python -m app`'s uvicorn options (app/serve.py). The ping settings are
+    uvicorn's (the defaults are `python -m app`'s): a peer that answers no
     ping within `ws_ping_timeout` is closed, though a close cannot complete while the peer reads
     nothing (the app's `send_timeout_s` ends such a session; see tests/test_soak.py).
     """
     app = create_app(settings)
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=0,
-        log_level="warning",
-        ws_per_message_deflate=False,
-        lifespan="on",
-        ws_ping_interval=ws_ping_interval,
-        ws_ping_timeout=ws_ping_timeout,
-    )
+    pings = {"ws_ping_interval": ws_ping_interval, "ws_ping_timeout": ws_ping_timeout}
+    options = uvicorn_options(settings) | pings
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on", **options)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="test-uvicorn", daemon=True)
     thread.start()

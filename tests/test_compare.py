@@ -147,10 +147,9 @@ def test_compare_and_sweep_over_the_websocket(live_server: LiveServer) -> None:
 
 
 def test_compare_mode_costs_twice_the_budget() -> None:
+    from app.budget import RunCost
     from app.config import Settings
     from app.session import check_budget
-
-    from app.budget import RunCost
 
     spec = RunSpec(depth=4, width=64, steps=1000, batch_size=64)
     flops = RunCost.of(spec).total_flops  # its parts: tests/test_security.py::test_run_cost

@@ -3,16 +3,19 @@ real server: each test failed before its fix."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import socket
 
 import httpx
 import orjson
 import pytest
 
+from app.config import Settings
 from app.schemas import MAX_NESTING
 from app.security import CONTENT_SECURITY_POLICY
-from tests.conftest import LiveServer
-from tests.test_web import SMALL, _open, _send, _state, _until
+from tests.conftest import LiveServer, serve
+from tests.test_web import SMALL, _open, _send, _state, _until, eventually
 
 
 def test_deep_nesting_gets_a_typed_error_and_the_connection_survives(
@@ -115,3 +118,59 @@ def test_the_same_work_priced_lower_is_admitted(live_server: LiveServer) -> None
         assert _until(ws, lambda m: m["type"] in ("started", "error"))["type"] == "started"
         _send(ws, {"type": "stop"})
         _until(ws, _state("stopped"), timeout=60)
+
+
+# Item 3: before the app sees a request. uvicorn's default parser (httptools) took a 128 MB header
+# over 16 s with /healthz at 2.1 s median meanwhile (4 s max), and 2,000 silent partial requests
+# stayed open; the server now speaks h11 with app/serve.py's bounds (`python -m app` and these
+# tests serve alike).
+def _raw(server: LiveServer) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", server.port), timeout=10)
+
+
+def _closed_by_server(sock: socket.socket, timeout: float = 10.0) -> bytes:
+    """Everything the server sends until it closes the connection (or fail after `timeout`)."""
+    sock.settimeout(timeout)
+    received = b""
+    while chunk := sock.recv(65536):
+        received += chunk
+    return received
+
+
+def test_a_header_past_the_limit_is_refused_at_once(live_server: LiveServer) -> None:
+    with _raw(live_server) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: ")
+        sent = 0
+        with pytest.raises(OSError):  # the server hangs up long before 128 MB
+            while sent < 128 * 2**20:
+                sock.sendall(b"a" * 65536)
+                sent += 65536
+        assert sent < 16 * 2**20  # what the kernel buffers took before the reset
+    assert httpx.get(f"{live_server.http}/healthz").json() == {"status": "ok"}
+
+
+def test_silent_partial_requests_are_closed_after_the_header_timeout() -> None:
+    with serve(Settings(header_timeout_s=0.5)) as server:
+        socks = [_raw(server) for _ in range(20)]
+        for sock in socks:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # and never the blank line
+        for sock in socks:
+            assert _closed_by_server(sock).startswith(b"HTTP/1.1 408")
+            sock.close()
+        # A request that completes in time is answered, keep-alive included.
+        with httpx.Client() as client:
+            for _ in range(3):
+                assert client.get(f"{server.http}/healthz").status_code == 200
+
+
+def test_connections_past_the_cap_are_closed_at_once() -> None:
+    with serve(Settings(max_connections=4, header_timeout_s=30)) as server:
+        held = [_raw(server) for _ in range(4)]
+        for sock in held:
+            sock.sendall(b"GET / HTTP/1.1\r\n")
+        with _raw(server) as extra:  # the fifth: accepted by the kernel, closed by the server
+            with contextlib.suppress(ConnectionResetError):
+                assert _closed_by_server(extra) == b""
+        for sock in held:
+            sock.close()
+        eventually(lambda: httpx.get(f"{server.http}/healthz").status_code == 200)

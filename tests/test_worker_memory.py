@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 
+from websockets.sync.client import ClientConnection
+
 from app.allocator import resident_bytes
 from app.config import Settings
 from tests.conftest import serve
@@ -23,8 +25,10 @@ def _rss(pid: int) -> int:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def _ended(ws) -> str:  # noqa: ANN001 (a websockets client)
-    return _until(ws, lambda m: m["type"] == "state" and m["state"] not in ("running", "paused"), 120)["state"]
+def _ended(ws: ClientConnection) -> str:
+    """The run's last state."""
+    last = _until(ws, lambda m: m["type"] == "state" and m["state"] not in ("running", "paused"), 120)
+    return last["state"]
 
 
 def test_a_run_past_the_memory_ceiling_fails_clearly_and_the_slot_carries_on() -> None:
