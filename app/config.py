@@ -7,6 +7,7 @@ SHIFTSCOPE_ALLOWED_ORIGINS='["https://lab.example.org"]' SHIFTSCOPE_ACCESS_TOKEN
 from __future__ import annotations
 
 import os
+import socket
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -27,8 +28,10 @@ class Settings(BaseSettings):
     # may open the websocket; "null" and look-alikes may not. Clients without an Origin header
     # (scripts, not browsers) are allowed: they cannot ride a visitor's browser.
     allowed_origins: list[str] = Field(default_factory=list)
-    # Host names the server answers to (DNS-rebinding defence). Empty: loopback names when bound
-    # to loopback, any host when bound to another interface (a LAN or a container).
+    # Host names the server answers to (DNS-rebinding defence). Empty: the loopback names when
+    # bound to loopback; bound to another interface (a LAN, a container), the loopback names,
+    # this machine's own names (hostname, FQDN, hostname.local) and any IP address, which a
+    # rebinding page cannot send: its Host header carries the attacker's name.
     allowed_hosts: list[str] = Field(default_factory=list)
     access_token: str | None = None  # when set, the websocket needs ?token=... to connect
     # Wrong tokens allowed per client address before its handshakes are refused unchecked; the
@@ -76,6 +79,20 @@ class Settings(BaseSettings):
         return self.max_runs if self.max_runs > 0 else max(1, os.cpu_count() or 1)
 
     def trusted_hosts(self) -> list[str]:
+        """The Host names answered (besides IP addresses, where `ip_hosts_allowed`)."""
         if self.allowed_hosts:
             return self.allowed_hosts
-        return list(LOOPBACK_HOSTS) if self.host in LOOPBACK_HOSTS else ["*"]
+        if self.host in LOOPBACK_HOSTS:
+            return list(LOOPBACK_HOSTS)
+        return list(LOOPBACK_HOSTS) + own_names()
+
+    def ip_hosts_allowed(self) -> bool:
+        """Whether a Host header that is an IP address is answered: off loopback, by default."""
+        return not self.allowed_hosts and self.host not in LOOPBACK_HOSTS
+
+
+def own_names() -> list[str]:
+    """This machine's names, as a browser on the LAN may reach it: hostname, FQDN, mDNS name."""
+    names = {socket.gethostname(), socket.getfqdn()}
+    names |= {f"{name.split('.')[0]}.local" for name in list(names) if name}
+    return sorted(name.lower() for name in names if name)

@@ -18,7 +18,6 @@ from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect, status
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from app import __version__
 from app.config import Settings
@@ -26,7 +25,14 @@ from app.monitor import LoopLagMonitor
 from app.presets import DEFAULT_PRESET, PRESETS
 from app.runner import Outbox, encode
 from app.schemas import ProtocolError, config_schema, parse_client_message
-from app.security import FailureThrottle, RateLimit, SecurityHeaders, origin_allowed, token_valid
+from app.security import (
+    FailureThrottle,
+    RateLimit,
+    SecurityHeaders,
+    TrustedHosts,
+    origin_allowed,
+    token_valid,
+)
 from app.session import Session
 from app.workers import WorkerPool
 
@@ -65,7 +71,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="ShiftScope", version=__version__, lifespan=lifespan)
     # Covers websockets too (Host only): a DNS-rebinding page cannot reach a loopback server.
-    app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.trusted_hosts())
+    app.add_middleware(
+        TrustedHosts, allowed_hosts=settings.trusted_hosts(), allow_ip_hosts=settings.ip_hosts_allowed()
+    )
     app.add_middleware(SecurityHeaders)  # CSP, no framing, no referrer (docs/security.md)
     app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
     templates = Jinja2Templates(directory=ROOT / "templates")

@@ -8,10 +8,15 @@ any site could otherwise open a socket to a ShiftScope on the visitor's machine 
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
+
+from starlette.datastructures import Headers
+from starlette.middleware.trustedhost import TrustedHostMiddleware, parse_host_header
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 
 def origin_allowed(origin: str | None, host: str | None, allowed: list[str]) -> bool:
@@ -124,3 +129,29 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+class TrustedHosts(TrustedHostMiddleware):
+    """Starlette's Host check (DNS-rebinding defence; it covers websockets too), which may also
+    answer any IP-address Host: a rebinding page reaches us under the attacker's *name*, so a
+    Host that is an address was typed by the user (a LAN address, a container's port)."""
+
+    def __init__(self, app: ASGIApp, allowed_hosts: Sequence[str], allow_ip_hosts: bool = False) -> None:
+        super().__init__(app, allowed_hosts=list(allowed_hosts), www_redirect=False)
+        self.allow_ip_hosts = allow_ip_hosts
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.allow_ip_hosts and scope["type"] in ("http", "websocket"):
+            parsed = parse_host_header(Headers(scope=scope).get("host"))
+            if parsed is not None and _is_ip_address(parsed.host):
+                await self.app(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
+
+
+def _is_ip_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.removeprefix("[").removesuffix("]"))
+    except ValueError:
+        return False
+    return True

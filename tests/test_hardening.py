@@ -6,10 +6,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
+from collections.abc import Iterator
 
 import httpx
 import orjson
 import pytest
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import ClientConnection, connect
+from websockets.typing import Origin
 
 from app.config import Settings
 from app.schemas import MAX_NESTING
@@ -174,3 +178,42 @@ def test_connections_past_the_cap_are_closed_at_once() -> None:
         for sock in held:
             sock.close()
         eventually(lambda: httpx.get(f"{server.http}/healthz").status_code == 200)
+
+
+# Item 6: bound to 0.0.0.0 with the default allowed hosts (then ["*"]), a handshake with
+# `Host: rebind.evil.example` and a matching Origin was accepted: a page elsewhere could drive a
+# LAN instance once its DNS name pointed at it.
+@pytest.fixture(scope="module")
+def lan_server() -> Iterator[LiveServer]:
+    with serve(Settings(host="0.0.0.0")) as server:  # the policy of a LAN bind; it listens on loopback
+        yield server
+
+
+def _connect_as(server: LiveServer, host: str) -> ClientConnection:
+    """A websocket to `server` as a browser that reached it under `host` sends it: that Host
+    header and the matching Origin."""
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    return connect(f"ws://{host}/ws", sock=sock, origin=Origin(f"http://{host}"), open_timeout=10)
+
+
+FOREIGN = ["rebind.evil.example", "rebind.evil.example:8000", "localhost.evil.example"]
+
+
+@pytest.mark.parametrize("host", FOREIGN)
+def test_off_loopback_a_foreign_name_is_refused(lan_server: LiveServer, host: str) -> None:
+    assert httpx.get(f"{lan_server.http}/", headers={"host": host}).status_code == 400
+    with pytest.raises(InvalidStatus) as refused:
+        _connect_as(lan_server, host)
+    assert refused.value.response.status_code == 400
+    assert b"Invalid host header" in refused.value.response.body  # the app's check, not h11's
+
+
+@pytest.mark.parametrize(
+    "host", ["192.168.1.20:8000", "10.0.0.5", "[fe80::1]:8000", "localhost:8000", socket.gethostname()]
+)
+def test_off_loopback_addresses_and_own_names_are_answered(lan_server: LiveServer, host: str) -> None:
+    # What a student types on the LAN (an address, the teacher's machine name) or a port-mapped
+    # container's localhost.
+    assert httpx.get(f"{lan_server.http}/healthz", headers={"host": host}).status_code == 200
+    with _connect_as(lan_server, host) as ws:
+        assert orjson.loads(ws.recv(timeout=10))["type"] == "hello"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
@@ -73,7 +75,10 @@ def test_run_cost() -> None:
 
 def test_trusted_hosts_default_to_loopback_names_on_loopback() -> None:
     assert "localhost" in Settings(host="127.0.0.1").trusted_hosts()
-    assert Settings(host="0.0.0.0").trusted_hosts() == ["*"]
+    off_loopback = Settings(host="0.0.0.0")  # hardening round 2, item 6: it was ["*"]
+    assert "*" not in off_loopback.trusted_hosts() and "localhost" in off_loopback.trusted_hosts()
+    assert socket.gethostname().lower() in off_loopback.trusted_hosts() and off_loopback.ip_hosts_allowed()
+    assert not Settings(host="0.0.0.0", allowed_hosts=["lab.example.org"]).ip_hosts_allowed()
     assert Settings(host="0.0.0.0", allowed_hosts=["lab.example.org"]).trusted_hosts() == ["lab.example.org"]
 
 
