@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     max_message_bytes: int = 64 * 1024  # larger messages get a policy close
     max_messages_per_s: float = 20.0  # sustained rate per connection; floods get a policy close
     message_burst: int = 40  # messages allowed at once before the rate applies
+    # The same over all the connections of one client address (many sockets do not multiply it).
+    max_messages_per_s_per_client: float = Field(default=50.0, gt=0)
+    client_message_burst: int = Field(default=100, ge=1)
     idle_timeout_s: float = 1800.0  # a connection with no run and no message this long is closed
     max_run_seconds: float = 1800.0  # wall-clock limit of one run, pauses included (state timeout)
     # A client that takes no data for this long (its socket's buffers stay full) has stopped
@@ -60,6 +63,10 @@ class Settings(BaseSettings):
     max_runs: int = 0  # concurrent runs; 0: one per CPU core
     max_queue: int = 8  # starts waiting for a slot; past this a start is told "busy"
     max_connections_per_client: int = 32  # per client address (a classroom may share one NAT)
+    # Running plus waiting jobs per client address, over all its connections (0 = no cap): ten
+    # sockets of one address took both slots and the whole line. A class behind one NAT address
+    # shares this: raise it there (a room lets the class watch one run instead).
+    max_jobs_per_client: int = Field(default=2, ge=0)
     max_sessions: int = 400  # open websocket connections in all
     # A worker's address space is capped (RLIMIT_AS) once it is warm: a run that needs more fails
     # with a clear out-of-memory error instead of taking the host's memory; 0 = no cap. Measured

@@ -50,6 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.settings = settings
         app.state.sessions = set()
         app.state.clients = Counter()  # open connections per client address
+        app.state.client_limits = {}  # the message rate of each address with a connection open
         app.state.token_failures = FailureThrottle(
             settings.token_failure_burst, settings.token_failures_per_minute
         )
@@ -155,18 +156,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await websocket.close(code=status.WS_1008_POLICY_VIOLATION, reason="too many connections")
             return
         clients[client] += 1
+        limits: dict[str, RateLimit] = app.state.client_limits
+        if client not in limits:  # one bucket per address, shared by its connections
+            limits[client] = RateLimit(settings.max_messages_per_s_per_client, settings.client_message_burst)
         try:
             await websocket.accept()
-            await serve_session(websocket, app)
+            await serve_session(websocket, app, limits[client])
         finally:
             clients[client] -= 1
             if clients[client] <= 0:
                 del clients[client]
+                limits.pop(client, None)
 
     return app
 
 
-async def serve_session(websocket: WebSocket, app: FastAPI) -> None:
+async def serve_session(websocket: WebSocket, app: FastAPI, address_limit: RateLimit) -> None:
     """Receive loop for one connection, with a sender task draining the session's outbox."""
     settings: Settings = app.state.settings
     loop = asyncio.get_running_loop()
@@ -184,7 +189,12 @@ async def serve_session(websocket: WebSocket, app: FastAPI) -> None:
         # Everything pending (the 'busy' message last) goes out, then a clean "try again later".
         closing.append(asyncio.create_task(_close(websocket, sender, outbox.take(), 1013, "busy")))
 
-    session = Session(outbox, settings, pool, app.state.cuda_available, close_busy)
+    client = websocket.client.host if websocket.client else "unknown"
+
+    def jobs_of(address: str) -> int:
+        return sum(1 for other in app.state.sessions if other.client == address and other.holds_job)
+
+    session = Session(outbox, settings, pool, app.state.cuda_available, close_busy, client, jobs_of)
     limiter = RateLimit(settings.max_messages_per_s, settings.message_burst)
     app.state.sessions.add(session)
     sender = asyncio.create_task(_send_loop(websocket, outbox, wake, settings.send_timeout_s))
@@ -216,6 +226,10 @@ async def serve_session(websocket: WebSocket, app: FastAPI) -> None:
             text = message.get("text")
             if not limiter.allow():
                 limit = f"at most {settings.max_messages_per_s:g} messages a second"
+                await _policy_close(websocket, outbox, sender, "rate_limited", f"too many messages: {limit}")
+                break
+            if not address_limit.allow():
+                limit = f"at most {settings.max_messages_per_s_per_client:g} a second from one address"
                 await _policy_close(websocket, outbox, sender, "rate_limited", f"too many messages: {limit}")
                 break
             size = len(text.encode()) if text is not None else len(message.get("bytes") or b"")

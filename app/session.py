@@ -37,8 +37,12 @@ class Session:
         pool: WorkerPool,
         cuda_available: bool,
         on_busy: Callable[[], None],
+        client: str = "unknown",
+        jobs_of: Callable[[str], int] = lambda client: 0,
     ) -> None:
         self.outbox = outbox
+        self.client = client  # the peer's address: its running and waiting jobs are capped
+        self._jobs_of = jobs_of  # jobs (running or waiting) of an address's sessions
         self.settings = settings
         self.pool = pool
         self.cuda_available = cuda_available
@@ -56,10 +60,16 @@ class Session:
     def active(self) -> bool:
         return self.waiting or (self.run is not None and self.run.active)
 
+    @property
+    def holds_job(self) -> bool:
+        """Waiting for a worker, or running a job that has not said its last state."""
+        return self.waiting or (self.run is not None and self.run.active and self.run.final_state is None)
+
     def handle(self, message: ClientMessage) -> None:
         """Act on one message; raises ProtocolError for anything refused."""
         if isinstance(message, StartMessage | SweepMessage):
             job = self.validate(message)
+            self._check_share()
             self._cancel_start()
             self._starting = asyncio.create_task(self._start(job))
             return
@@ -93,6 +103,20 @@ class Session:
                     ],
                 )
             run.set_lr(message.lr)
+
+    def _check_share(self) -> None:
+        """An address may hold `max_jobs_per_client` jobs, running or waiting, over all its
+        connections; a start that replaces this session's own job takes no extra place."""
+        limit = self.settings.max_jobs_per_client
+        if self.holds_job or limit <= 0:
+            return
+        held = self._jobs_of(self.client)
+        if held >= limit:
+            raise ProtocolError(
+                "too_many_runs",
+                f"this address already has {held} runs going or waiting; at most {limit} per address "
+                "(SHIFTSCOPE_MAX_JOBS_PER_CLIENT): stop one first",
+            )
 
     def validate(self, message: StartMessage | SweepMessage) -> Job:
         first, second = parse_twin_configs(message.config, message.compare)

@@ -128,6 +128,7 @@ def start_server(runs: int, queue: int, connections: int) -> Server:
         "SHIFTSCOPE_MAX_QUEUE": str(queue),
         "SHIFTSCOPE_MAX_SESSIONS": str(connections),
         "SHIFTSCOPE_MAX_CONNECTIONS_PER_CLIENT": str(connections),  # every client is 127.0.0.1
+        "SHIFTSCOPE_MAX_JOBS_PER_CLIENT": "0",  # the same: no per-address cap on runs
     }
     log = tempfile.TemporaryFile()
     process = subprocess.Popen(

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import httpx
 import orjson
 import pytest
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 from websockets.typing import Origin
 
@@ -217,3 +217,20 @@ def test_off_loopback_addresses_and_own_names_are_answered(lan_server: LiveServe
     assert httpx.get(f"{lan_server.http}/healthz", headers={"host": host}).status_code == 200
     with _connect_as(lan_server, host) as ws:
         assert orjson.loads(ws.recv(timeout=10))["type"] == "hello"
+
+
+def test_the_message_rate_is_limited_per_address_not_only_per_connection() -> None:
+    # Item 4: the rate limit was per connection only, so 32 sockets of one address sent 32 x 20
+    # messages a second. Here each connection is well within its own limit; together they are not.
+    settings = Settings(max_messages_per_s_per_client=1.0, client_message_burst=10)
+    with serve(settings) as server, _open(server) as first, _open(server) as second:
+        for _ in range(6):
+            _send(first, {"type": "pause"})  # answered `no_run`: cheap, and it counts
+        for _ in range(6):
+            _send(second, {"type": "pause"})
+        closed = _until(second, lambda m: m["type"] == "error" and m["code"] == "rate_limited")
+        assert "from one address" in closed["message"]
+        with pytest.raises(ConnectionClosed) as info:
+            while True:
+                second.recv(timeout=10)
+        assert info.value.rcvd is not None and info.value.rcvd.code == 1008

@@ -32,7 +32,8 @@ def test_a_killed_worker_fails_its_run_and_is_replaced() -> None:
 
 
 def test_admission_runs_n_queues_m_and_tells_the_next_it_is_busy() -> None:
-    with serve(Settings(max_runs=1, max_queue=1)) as server:
+    # Three jobs from one address (127.0.0.1): past the per-address cap, which is tested below.
+    with serve(Settings(max_runs=1, max_queue=1, max_jobs_per_client=3)) as server:
         pool = server.app.state.pool
         eventually(lambda: pool.idle_count == 1)
         with _open(server) as first, _open(server) as second, _open(server) as third:
@@ -85,3 +86,32 @@ def test_per_client_connection_cap() -> None:
         eventually(lambda: not server.app.state.clients)
         with _open(server):
             pass
+
+
+def test_one_address_holds_at_most_its_share_of_runs_and_places_in_line() -> None:
+    # Hardening round 2, item 2: ten sockets of one address took both slots and all 8 places in
+    # line in 0.2 s, and everyone else was told `busy`. Now an address holds two jobs at most.
+    with serve(Settings(max_runs=1, max_queue=8, max_jobs_per_client=2)) as server:
+        pool = server.app.state.pool
+        eventually(lambda: pool.idle_count == 1)
+        with _open(server) as first, _open(server) as second, _open(server) as third:
+            _send(first, {"type": "start", "config": LONG})
+            _until(first, lambda m: m["type"] == "frame")
+            _send(second, {"type": "start", "config": LONG})
+            _until(second, lambda m: m["type"] == "queued")
+            _send(third, {"type": "start", "config": LONG})
+            refused = _until(third, lambda m: m["type"] == "error")
+            assert refused["code"] == "too_many_runs" and "at most 2 per address" in refused["message"]
+            assert pool.queue_length == 1  # the third took no place in line
+            # A session restarting its own job takes no extra place (it waits behind the second).
+            _send(first, {"type": "start", "config": LONG})
+            reply = _until(first, lambda m: m["type"] in ("queued", "started", "error"))
+            assert reply["type"] != "error", reply
+            # Once one of them ends, the third may start (the connection stayed open).
+            _send(second, {"type": "stop"})
+            _until(second, _state("stopped"))
+            _send(third, {"type": "start", "config": {**SMALL, "steps": 10}})
+            assert _until(third, lambda m: m["type"] in ("queued", "started", "error"))["type"] != "error"
+            _send(first, {"type": "stop"})
+            ended = _until(third, lambda m: m["type"] == "state" and m["state"] != "running")
+            assert ended["state"] == "done"
