@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     max_header_bytes: int = Field(default=16 * 1024, ge=1024)
     header_timeout_s: float = Field(default=10.0, gt=0)
     max_connections: int = Field(default=768, ge=1)
+    # Websocket pings from a peer (each costs a pong), per connection; past them a policy close.
+    max_pings_per_s: float = Field(default=5.0, gt=0)
+    ping_burst: int = Field(default=20, ge=1)
     max_message_bytes: int = 64 * 1024  # larger messages get a policy close
     max_messages_per_s: float = 20.0  # sustained rate per connection; floods get a policy close
     message_burst: int = 40  # messages allowed at once before the rate applies

@@ -13,7 +13,11 @@ h11 protocol with three bounds, all in Settings:
 - `max_connections`: past this many open connections a new one is closed at once, before it
   costs more than a socket.
 
-Websockets leave this protocol at their upgrade, so none of this touches a session.
+Websockets leave this protocol at their upgrade, so none of this touches a session. Their own
+protocol, `GuardedWebSocketProtocol`, is uvicorn's with one bound: pings (control frames the
+app never sees, each answered with a pong) are rate-limited per connection (`max_pings_per_s`,
+`ping_burst`); past it the connection is closed with 1008. 41,000 pings a second cost 57% of a
+core before.
 
     uvicorn.run("app.main:app", **uvicorn_options(Settings()))
 """
@@ -26,10 +30,12 @@ from typing import Any
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from app.config import Settings
+from app.security import RateLimit
 
-__all__ = ["GuardedH11Protocol", "guarded_protocol", "uvicorn_options"]
+__all__ = ["GuardedH11Protocol", "GuardedWebSocketProtocol", "guarded_protocol", "uvicorn_options"]
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +95,30 @@ class GuardedH11Protocol(H11Protocol):
             self.transport.close()
 
 
+class GuardedWebSocketProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's websocket protocol with a rate limit on the peer's pings."""
+
+    max_pings_per_s = 5.0
+    ping_burst = 20
+
+    _pings: RateLimit | None = None
+
+    def handle_ping(self) -> None:
+        if self._pings is None:
+            self._pings = RateLimit(self.max_pings_per_s, self.ping_burst)
+        if self._pings.allow():
+            super().handle_ping()  # the pong the parser queued goes out
+            return
+        self.conn.data_to_send()  # past the limit: the queued pong is dropped, not sent
+        if not self.close_sent and not self.transport.is_closing():
+            # The closing handshake, as uvicorn closes for the app: the peer reads the reason.
+            self.queue.put_nowait({"type": "websocket.disconnect", "code": 1008, "reason": "too many pings"})
+            self.conn.send_close(1008, "too many pings")
+            self.transport.write(b"".join(self.conn.data_to_send()))
+            self.close_sent = True
+            self.close_timer = self.loop.call_later(self.close_timeout, self.transport.close)
+
+
 def guarded_protocol(settings: Settings) -> type[GuardedH11Protocol]:
     """GuardedH11Protocol with this server's bounds."""
     return type(
@@ -100,8 +130,14 @@ def guarded_protocol(settings: Settings) -> type[GuardedH11Protocol]:
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
     """The uvicorn options `python -m app` serves with (tests/conftest.py serves the same)."""
+    websocket = type(
+        "GuardedWebSocketProtocol",
+        (GuardedWebSocketProtocol,),
+        {"max_pings_per_s": settings.max_pings_per_s, "ping_burst": settings.ping_burst},
+    )
     return {
         "http": guarded_protocol(settings),
+        "ws": websocket,
         "h11_max_incomplete_event_size": settings.max_header_bytes,
         "ws_per_message_deflate": False,  # ~8x the server CPU for frame fan-out when on
         "ws_max_size": 4 * settings.max_message_bytes,  # the app closes past 1x; the transport past 4x
