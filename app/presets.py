@@ -13,7 +13,7 @@ from __future__ import annotations
 import tomllib
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -26,11 +26,31 @@ PRESETS_FILE = Path(__file__).with_name("data") / "presets.toml"
 
 Group = Literal["story", "instruments", "architectures"]
 View = Literal["layers", "drift", "gradients", "ics", "landscape", "eval", "sweep"]
-FrameMeasure = Literal["test_acc", "train_acc", "loss"]
-LayerMeasure = Literal[
-    "grad_norm", "update_ratio", "pre.std", "post.std", "pre.mean", "post.mean", "saturated", "dead"
+FrameMeasure = Literal[
+    "test_acc",
+    "train_acc",
+    "loss",
+    "test_acc_batch_stats",
+    "test_acc_generated",
+    "landscape.loss_range",
+    "landscape.grad_change",
+    "landscape.beta",
 ]
-Reduction = Literal["first", "last", "last/first", "max", "mean"]
+LayerMeasure = Literal[
+    "grad_norm",
+    "update_ratio",
+    "pre.std",
+    "post.std",
+    "pre.mean",
+    "post.mean",
+    "saturated",
+    "dead",
+    "drift",
+    "ics.dist",
+    "ics.cos",
+]
+FRAME_MEASURES: tuple[str, ...] = get_args(FrameMeasure)
+Reduction = Literal["first", "last", "last/first", "max", "min", "mean"]
 
 
 @dataclass(frozen=True)
@@ -39,8 +59,10 @@ class Check:
     and a test can hold the quote to the preset's own runs (tests/test_presets.py).
 
     It reads the first frame of `run` at or past `step` that has the measure: a frame's own
-    field (test_acc, train_acc, loss), or a per-layer field reduced over the layers (those whose
-    name ends with `layers`, when given): first, last, last/first, max or mean."""
+    field (test_acc, landscape.beta, ...), or a per-layer field reduced over the layers (those
+    whose name ends with `layers`, when given): first, last, last/first, max, min or mean. The
+    ICS measures (ics.dist, ics.cos) are per layer too, read from the frame's `ics` list, which
+    runs beside `layers` and is null where a layer has no weight (those layers are left out)."""
 
     says: str
     measure: str
@@ -56,16 +78,17 @@ class Check:
         if frame["step"] < self.step or frame.get("run", "A") != self.run:
             return None
         if self.of is None:
-            found = frame.get(self.measure)
+            found = _field(frame, self.measure)
             return float(found) if found is not None else None
-        values: list[Any] = []
-        for layer in frame["layers"]:
-            if self.layers and not layer["name"].endswith(self.layers):
-                continue
-            value: Any = layer
-            for key in self.measure.split("."):
-                value = value.get(key) if isinstance(value, dict) else None
-            values.append(value)
+        key = self.measure.removeprefix("ics.")
+        # A field of each layer, or Santurkar's ICS: a list beside `layers`, null where a layer
+        # has no weight, absent from frames that carry no ICS measurement.
+        sources = frame["layers"] if key == self.measure else frame.get("ics") or []
+        values = [
+            _field(source, key)
+            for layer, source in zip(frame["layers"], sources, strict=False)
+            if source is not None and (not self.layers or layer["name"].endswith(self.layers))
+        ]
         if not values or any(v is None for v in values):
             return None
         numbers = [float(v) for v in values]
@@ -75,6 +98,8 @@ class Check:
             return numbers[-1]
         if self.of == "max":
             return max(numbers)
+        if self.of == "min":
+            return min(numbers)
         if self.of == "mean":
             return sum(numbers) / len(numbers)
         return numbers[-1] / numbers[0] if numbers[0] else None
@@ -92,6 +117,13 @@ class Check:
             "layers": self.layers,
             "range": [self.low, self.high],
         }
+
+
+def _field(value: Any, path: str) -> Any:
+    """`value[a][b]` for the path "a.b" (None where a step of it is missing)."""
+    for key in path.split("."):
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
 
 
 class PresetError(ValueError):
@@ -157,10 +189,10 @@ class _CheckEntry(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> _CheckEntry:
-        per_layer = self.measure not in ("test_acc", "train_acc", "loss")
+        per_layer = self.measure not in FRAME_MEASURES
         if per_layer and self.of is None:
             raise ValueError(
-                f"checks: {self.measure} is per layer: say `of` (first, last, last/first, max, mean)"
+                f"checks: {self.measure} is per layer: say `of` (first, last, last/first, max, min, mean)"
             )
         if not per_layer and (self.of is not None or self.layers is not None):
             raise ValueError(f"checks: {self.measure} is one number per frame: no `of` or `layers`")

@@ -23,6 +23,12 @@ CASES = [
     Check("a", "test_acc", 5, 0, 1, run="B"),
     Check("a", "test_acc", 6, 0, 1, run="B"),
     Check("a", "test_acc", 0, 0, 1, run="A"),
+    Check("m", "post.std", 0, 0, 9, run="B", of="min", layers=".resid"),
+    Check("s", "test_acc_batch_stats", 5, 0, 1, run="B"),
+    Check("b", "landscape.beta", 5, 0, 9, run="B"),
+    Check("d", "ics.dist", 5, 0, 9, run="B", of="mean"),
+    Check("c", "ics.cos", 5, 0, 1, run="B", of="first", layers=".resid"),
+    Check("d", "drift", 5, 0, 9, run="B", of="mean"),  # no layer has it: null
 ]
 
 
@@ -36,7 +42,8 @@ def test_the_page_reads_a_check_as_the_server_does(lab: Lab) -> None:
         [[c.to_wire() for c in CASES], SYNTHETIC_FRAME],
     )
     assert readings == [c.reading(SYNTHETIC_FRAME) for c in CASES]
-    assert readings[0] == 0.5 and readings[-1] is None
+    assert readings[0] == 0.5 and readings[6] is None and readings[-1] is None
+    assert readings[-3:-1] == [1.0, 0.9]  # ICS read beside the layers, the weightless one left out
 
 
 def test_a_presets_run_shows_its_quoted_figures_read_from_its_own_frames(lab: Lab) -> None:

@@ -150,11 +150,15 @@ SYNTHETIC_FRAME = {
     "step": 5,
     "run": "B",
     "test_acc": 0.5,
+    "test_acc_batch_stats": 0.75,
+    "landscape": {"loss_range": 0.25, "grad_change": 1.5, "beta": 6.0},
     "layers": [
         {"name": "block1.attn_in", "grad_norm": 9.0, "post": {"std": 1.0}},
         {"name": "block1.resid", "grad_norm": 2.0, "post": {"std": 2.0}},
         {"name": "block2.resid", "grad_norm": 1.0, "post": {"std": 4.0}},
     ],
+    # One entry per layer, null where a layer has no weight (Trainer._tap_weight).
+    "ics": [None, {"dist": 0.5, "cos": 0.9}, {"dist": 1.5, "cos": 0.6}],
 }
 
 
@@ -163,7 +167,15 @@ def test_a_check_reads_the_first_frame_at_its_step_of_its_run() -> None:
     ratio = Check("r", "grad_norm", 5, 0, 1, run="B", of="last/first", layers=".resid")
     assert ratio.reading(frame) == 0.5
     assert Check("m", "post.std", 0, 0, 9, run="B", of="max").reading(frame) == 4.0
+    assert Check("m", "post.std", 0, 0, 9, run="B", of="min", layers=".resid").reading(frame) == 2.0
     assert Check("a", "test_acc", 5, 0, 1, run="B").reading(frame) == 0.5
+    assert Check("s", "test_acc_batch_stats", 5, 0, 1, run="B").reading(frame) == 0.75
+    assert Check("b", "landscape.beta", 5, 0, 9, run="B").reading(frame) == 6.0
+    # ICS: the layers without a weight are left out, the others line up with `layers`.
+    assert Check("d", "ics.dist", 5, 0, 9, run="B", of="mean").reading(frame) == 1.0
+    assert Check("c", "ics.cos", 5, 0, 1, run="B", of="first", layers=".resid").reading(frame) == 0.9
+    assert Check("d", "ics.dist", 5, 0, 9, run="B", of="mean").reading({**frame, "ics": None}) is None
+    assert Check("b", "landscape.beta", 5, 0, 9, run="B").reading({**frame, "landscape": None}) is None
     assert Check("a", "test_acc", 6, 0, 1, run="B").reading(frame) is None  # before its step
     assert Check("a", "test_acc", 0, 0, 1, run="A").reading(frame) is None  # the other run
     assert (

@@ -3,25 +3,36 @@
 // range the quote allows. The reading follows app/presets.py's Check.reading exactly, so the
 // page and the tests read the same number from the same frames.
 
+/** `value[a][b]` for the path "a.b" (null where a step of it is missing). */
+function field(value, path) {
+  for (const key of path.split(".")) value = value && typeof value === "object" ? value[key] ?? null : null;
+  return value;
+}
+
 /** This check's figure in a frame (null: the frame does not have it). */
 export function reading(check, frame) {
   if (frame.step < check.step || (frame.run ?? "A") !== check.run) return null;
   if (!check.of) {
-    const value = frame[check.measure];
+    const value = field(frame, check.measure);
     return value === null || value === undefined ? null : Number(value);
   }
+  // A field of each layer, or Santurkar's ICS: a list beside `layers`, null where a layer has no
+  // weight, absent from frames that carry no ICS measurement.
+  const key = check.measure.startsWith("ics.") ? check.measure.slice(4) : check.measure;
+  const layers = frame.layers ?? [];
+  const sources = key === check.measure ? layers : frame.ics ?? [];
   const values = [];
-  for (const layer of frame.layers ?? []) {
-    if (check.layers && !layer.name.endsWith(check.layers)) continue;
-    let value = layer;
-    for (const key of check.measure.split(".")) value = value && typeof value === "object" ? value[key] : null;
-    values.push(value);
+  for (let i = 0; i < Math.min(layers.length, sources.length); i++) {
+    if (sources[i] === null || sources[i] === undefined) continue;
+    if (check.layers && !layers[i].name.endsWith(check.layers)) continue;
+    values.push(field(sources[i], key));
   }
   if (!values.length || values.some((value) => value === null || value === undefined)) return null;
   const numbers = values.map(Number);
   if (check.of === "first") return numbers[0];
   if (check.of === "last") return numbers.at(-1);
   if (check.of === "max") return Math.max(...numbers);
+  if (check.of === "min") return Math.min(...numbers);
   if (check.of === "mean") return numbers.reduce((a, b) => a + b, 0) / numbers.length;
   return numbers[0] ? numbers.at(-1) / numbers[0] : null; // last/first
 }
