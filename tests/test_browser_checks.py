@@ -7,13 +7,11 @@ from __future__ import annotations
 import pytest
 from browser_fixtures import Lab
 from playwright.sync_api import expect
+from test_presets import SYNTHETIC_FRAME, preset_frames
 
 from app.presets import PRESETS, Check
-from tests.test_presets import SYNTHETIC_FRAME, preset_frames
 
 pytestmark = pytest.mark.browser
-
-GLOROT = next(p for p in PRESETS if p.id == "glorot-init")
 
 CASES = [
     Check("r", "grad_norm", 5, 0, 1, run="B", of="last/first", layers=".resid"),
@@ -46,14 +44,18 @@ def test_the_page_reads_a_check_as_the_server_does(lab: Lab) -> None:
     assert readings[-3:-1] == [1.0, 0.9]  # ICS read beside the layers, the weightless one left out
 
 
-def test_a_presets_run_shows_its_quoted_figures_read_from_its_own_frames(lab: Lab) -> None:
+# Per-layer readings at step 0 (glorot-init), the landscape probe's (landscape) and the ICS list
+# beside the layers (santurkar-ics-he), each as the wire carries it to the page.
+@pytest.mark.parametrize("preset_id", ["glorot-init", "landscape", "santurkar-ics-he"])
+def test_a_presets_run_shows_its_quoted_figures_read_from_its_own_frames(lab: Lab, preset_id: str) -> None:
+    preset = next(p for p in PRESETS if p.id == preset_id)
     expected = {}
-    frames = preset_frames(GLOROT, seed=0, steps=1)
-    for check in GLOROT.checks:
+    frames = preset_frames(preset, seed=0, steps=max(check.step for check in preset.checks))
+    for check in preset.checks:
         expected[check.says] = next(v for f in frames if (v := check.reading(f)) is not None)
-    lab.open("preset=glorot-init&max_steps_per_s=0")
+    lab.open(f"preset={preset_id}&max_steps_per_s=0")
     items = lab.page.locator("#preset-checks .claim-check")
-    expect(items).to_have_count(len(GLOROT.checks))
+    expect(items).to_have_count(len(preset.checks))
     expect(items.first).to_contain_text("press ▶ Play")
     lab.page.click("#btn-play")
     lab.page.wait_for_function(
@@ -65,7 +67,7 @@ def test_a_presets_run_shows_its_quoted_figures_read_from_its_own_frames(lab: La
     )
     lab.page.click("#btn-reset")  # the rest of the run is not needed
     expect(items.first).to_contain_text("press ▶ Play")
-    for (says, value, state), check in zip(shown, GLOROT.checks, strict=True):
+    for (says, value, state), check in zip(shown, preset.checks, strict=True):
         assert says.startswith(check.says)
         assert value == pytest.approx(expected[check.says], rel=1e-6)
         assert state == ("holds" if check.holds(value) else "differs")

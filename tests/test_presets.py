@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 import tomllib
+from typing import Any
 
 import pytest
 
@@ -100,8 +102,17 @@ def test_preset_ids_are_unique() -> None:
         load_presets(twice)
 
 
-def preset_frames(preset: Preset, seed: int, steps: int) -> list[dict]:
+def preset_frames(preset: Preset, seed: int, steps: int) -> list[dict[str, Any]]:
     """Wire frames of the preset's own run (A, and B in compare mode), unpaced, to `steps`."""
+    assert preset in PRESETS, "the runs are cached by preset id: a shipped preset only"
+    return list(_preset_frames(preset.id, seed, steps))
+
+
+@functools.cache
+def _preset_frames(preset_id: str, seed: int, steps: int) -> tuple[dict[str, Any], ...]:
+    # Shared by the check tests and the paper tests that read the same run (tests/test_papers.py):
+    # the frames are only read.
+    preset = next(p for p in PRESETS if p.id == preset_id)
     changes = {"max_steps_per_s": 0, "seed": seed, "steps": max(steps, 1)}
     a, b = parse_twin_configs({**preset.config, **changes}, preset.compare)
     frames = []
@@ -111,7 +122,7 @@ def preset_frames(preset: Preset, seed: int, steps: int) -> list[dict]:
         for snapshot in Trainer(config.to_spec()).run(threading.Event()):
             frame = snapshot.to_wire()
             frames.append({**frame, "run": label})
-    return frames
+    return tuple(frames)
 
 
 CHECKED = [p for p in PRESETS if p.checks]
@@ -126,6 +137,19 @@ def test_presets_that_quote_figures_carry_checks_the_page_can_read() -> None:
         "sigmoid-batchnorm",
         "relu-dying",
         "ioffe-fig1",
+        "compare-bn",
+        "gradients",
+        "santurkar-ics",
+        "santurkar-ics-he",
+        "noisy-bn",
+        "landscape",
+        "bn-eval",
+        "layernorm-nobatch",
+        "small-batch",
+        "transformer-one-token",
+        "resmlp-pre-post",
+        "cnn-small-batch",
+        "bjorck-deep-relu",
     }
     for preset in CHECKED:
         wire = preset.to_wire()["checks"]
