@@ -111,14 +111,17 @@ def test_resmlp_post_norm_keeps_the_stream_at_one_width_pre_norm_lets_it_grow(se
     assert pre_std[-1] > 1.5 * pre_std[0], pre_std  # every branch adds to the stream
 
 
-def test_glorot_standard_init_shrinks_the_signal_with_depth_xavier_keeps_it() -> None:
-    # After 400 steps the standard init (zero biases) is still near chance, Xavier far above it.
-    (_, standard), (_, xavier) = _twins("glorot-init", steps=400, eval_every=400)
-    std_a = [layer.post.std for layer in standard[0].layers]
-    std_b = [layer.post.std for layer in xavier[0].layers]
-    assert std_a[-1] < 0.4 * std_a[0] and std_a[-1] < 0.6 * std_b[-1], (std_a, std_b)
-    assert xavier[-1].test_acc is not None and standard[-1].test_acc is not None
-    assert xavier[-1].test_acc > standard[-1].test_acc + 0.3
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_glorot_xavier_learns_and_the_standard_init_stays_at_chance_to_the_end(seed: int) -> None:
+    # The preset's whole run (1500 steps; its checks read the same frames, tests/test_presets.py).
+    # Measured, seeds 0-2: test accuracy at step 400 Xavier 0.96-0.98, standard 0.07-0.09; at
+    # step 1500 Xavier 0.97-0.98, standard unchanged (0.07-0.09: chance is 0.1).
+    preset = next(p for p in PRESETS if p.id == "glorot-init")
+    assert preset.spec.steps == 1500
+    frames = preset_frames(preset, seed, 1500)
+    accuracy = {(f["run"], f["step"]): f["test_acc"] for f in frames if f["test_acc"] is not None}
+    for step in (400, 1500):
+        assert accuracy["B", step] > 0.9 and accuracy["A", step] < 0.2, (step, accuracy)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

@@ -84,15 +84,18 @@ def test_sigmoid_batchnorm_keeps_one_band_and_learns_far_sooner(seed: int) -> No
 @pytest.mark.parametrize("seed", SEEDS)
 def test_high_lr_only_batch_norm_trains_and_layer_norm_stalls(seed: int) -> None:
     # Measured, seeds 0-2: no norm diverges at step 5; layer norm at chance at step 300
-    # (0.07-0.10; loss 2.29-2.31 at 1500). Batch norm (press 2) is bjorck-deep-relu's B: its
-    # 95% by step 300 is asserted in tests/test_papers.py, over the same seeds.
+    # (0.07-0.10) and at every test to the run's end (0.07-0.11 at steps 300-1500; loss 2.29-2.31
+    # at 1500). Batch norm (press 2) is bjorck-deep-relu's B: its 95% by step 300 is asserted in
+    # tests/test_papers.py, over the same seeds.
     bjorck = next(p for p in PRESETS if p.id == "bjorck-deep-relu")
     high_lr = next(p for p in PRESETS if p.id == "high-lr")
     assert bjorck.config == high_lr.config and bjorck.compare == {"norm": "batch"}
     plain, _ = _solo("high-lr", seed=seed)
     assert plain.outcome == "diverged" and plain.step <= 10, (plain.outcome, plain.step)
-    layer, layer_frames = _solo("high-lr", seed=seed, norm="layer", steps=300, emit_every=300, eval_every=300)
-    assert layer.outcome == "done" and _acc(layer_frames, 300) < 0.2
+    layer, layer_frames = _solo("high-lr", seed=seed, norm="layer", emit_every=300, eval_every=300)
+    assert layer.outcome == "done" and layer_frames[-1].step == 1500
+    stalled = [_acc(layer_frames, step) for step in range(300, 1501, 300)]
+    assert max(stalled) < 0.2, stalled  # chance is 0.1
     loss = layer_frames[-1].loss
     assert loss is not None and loss > 2.0, loss
 
