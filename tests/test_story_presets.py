@@ -3,8 +3,10 @@
 Each test starts the preset's config as the page sends it (with the page's changes where the text
 says "press 2", i.e. another norm), unpaced and shortened to the steps the claim is about. Only
 the frame cadence (emit_every, eval_every) is changed where a claim needs fewer frames: it sets
-when the probes look, not what the net learns. The figures in the comments were measured on the
-2-core CI machine (torch 2.13 CPU); the margins hold the claim, not the number.
+when the probes look, not what the net learns. A claim about the run's end reads the preset's own
+frames (tests/test_presets.py's preset_frames, shared with its checks). The figures in the
+comments were measured on the 2-core CI machine (torch 2.13 CPU, one thread a run as
+tests/conftest.py sets it); the margins hold the claim, not the number.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import threading
 from typing import Any
 
 import pytest
+from test_presets import preset_frames
 
 from app.presets import PRESETS
 from app.schemas import parse_twin_configs
@@ -114,28 +117,47 @@ def test_relu_dying_dead_fraction_climbs_layer_by_layer(seed: int) -> None:
 
 
 @functools.cache
-def _pairs(seed: int, norm: str) -> list[Snapshot]:
-    extra = {"groups": 8} if norm == "group" else {}
-    return _solo("layernorm-nobatch", seed=seed, norm=norm, steps=500, eval_every=500, **extra)[1]
+def _pairs(seed: int, norm: str) -> list[dict[str, Any]]:
+    # The whole runs at batch 2 (3000 steps) as the page's frames, shared with the presets'
+    # checks (tests/test_presets.py): layer norm is layernorm-nobatch's run, batch norm (its
+    # "press 2") small-batch's A, group norm small-batch's B.
+    preset_id, run = {"layer": ("layernorm-nobatch", "A"), "batch": ("small-batch", "A")}.get(
+        norm, ("small-batch", "B")
+    )
+    preset = next(p for p in PRESETS if p.id == preset_id)
+    return [frame for frame in preset_frames(preset, seed, 3000) if frame["run"] == run]
 
 
-def _late_loss(frames: list[Snapshot]) -> float:
-    losses = [frame.loss for frame in frames if frame.step >= 250]
-    assert all(loss is not None for loss in losses)
-    return statistics.mean(loss for loss in losses if loss is not None)
+def _mean_loss(frames: list[dict[str, Any]], first: int, last: int) -> float:
+    losses = [frame["loss"] for frame in frames if first <= frame["step"] <= last]
+    assert len(losses) > 10 and all(loss is not None for loss in losses)
+    return statistics.mean(losses)
+
+
+def _wire_acc(frames: list[dict[str, Any]], step: int, measure: str = "test_acc") -> float:
+    accuracy = next(frame[measure] for frame in frames if frame["step"] == step)
+    assert accuracy is not None, f"no {measure} at step {step}"
+    return float(accuracy)
 
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_layernorm_nobatch_trains_at_batch_two_and_batch_norm_does_not(seed: int) -> None:
-    # Measured, seeds 0-2, steps 250-500 (batches of 2): mean training loss layer norm 0.7-1.3,
-    # batch norm 2.2-2.4; test accuracy at step 500 layer norm 0.76-0.91, batch norm 0.28-0.35
-    # in eval mode and 0.30-0.35 normalising the test set by its own statistics.
+    # Measured, seeds 0-2 (batches of 2): mean training loss over steps 250-500 layer norm
+    # 0.7-1.3, batch norm 2.2-2.4; test accuracy at step 500 layer norm 0.76-0.91, batch norm
+    # 0.28-0.35 in eval mode and 0.30-0.35 normalising the test set by its own statistics. At
+    # the run's end (step 3000): layer norm 0.92-0.98, batch norm 0.32-0.49; mean loss over steps
+    # 2500-3000 layer norm 0.15-0.20, batch norm 2.06-2.09 (still above 2).
     layer, batch = _pairs(seed, "layer"), _pairs(seed, "batch")
-    assert _late_loss(layer) < 1.6 and _late_loss(batch) > 1.9, (_late_loss(layer), _late_loss(batch))
-    assert _acc(layer, 500) > 0.65 and _acc(batch, 500) < 0.5
-    assert _acc(layer, 500) > _acc(batch, 500) + 0.3
-    own_stats = _at(batch, 500).test_acc_batch_stats
-    assert own_stats is not None and own_stats < 0.5  # not only the running averages: the weights
+    early = _mean_loss(layer, 250, 500), _mean_loss(batch, 250, 500)
+    assert early[0] < 1.6 and early[1] > 1.9, early
+    assert _wire_acc(layer, 500) > 0.65 and _wire_acc(batch, 500) < 0.5
+    assert _wire_acc(layer, 500) > _wire_acc(batch, 500) + 0.3
+    # Not only the running averages: the weights themselves are poor.
+    assert _wire_acc(batch, 500, "test_acc_batch_stats") < 0.5
+    late = _mean_loss(layer, 2500, 3000), _mean_loss(batch, 2500, 3000)
+    assert late[0] < 0.6 and late[1] > 1.9, late
+    assert _wire_acc(layer, 3000) > 0.85 and _wire_acc(batch, 3000) < 0.6
+    assert _wire_acc(layer, 3000) > _wire_acc(batch, 3000) + 0.3
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -146,10 +168,13 @@ def test_small_batch_group_norm_trains_where_batch_norm_does_not(seed: int) -> N
     assert {**nobatch.config, "norm": "batch"} == small.config
     assert small.compare == {"norm": "group", "groups": 8}
     # Measured, seeds 0-2: group norm's mean training loss over steps 250-500 0.8-1.1, test
-    # accuracy at step 500 0.78-0.91 (batch norm's: above).
+    # accuracy at step 500 0.78-0.91; at the run's end (step 3000) 0.93-0.98, mean loss over
+    # steps 2500-3000 0.09-0.30 (batch norm's: above).
     group, batch = _pairs(seed, "group"), _pairs(seed, "batch")
-    assert _late_loss(group) < 1.6 < 1.9 < _late_loss(batch)
-    assert _acc(group, 500) > 0.65 and _acc(group, 500) > _acc(batch, 500) + 0.3
+    assert _mean_loss(group, 250, 500) < 1.6 < 1.9 < _mean_loss(batch, 250, 500)
+    assert _wire_acc(group, 500) > 0.65 and _wire_acc(group, 500) > _wire_acc(batch, 500) + 0.3
+    assert _mean_loss(group, 2500, 3000) < 0.6 < 1.9 < _mean_loss(batch, 2500, 3000)
+    assert _wire_acc(group, 3000) > 0.85 and _wire_acc(group, 3000) > _wire_acc(batch, 3000) + 0.3
 
 
 @pytest.mark.parametrize("seed", SEEDS)
