@@ -150,6 +150,7 @@ def test_presets_that_quote_figures_carry_checks_the_page_can_read() -> None:
         "resmlp-pre-post",
         "cnn-small-batch",
         "bjorck-deep-relu",
+        "xiong-preln",
     }
     for preset in CHECKED:
         wire = preset.to_wire()["checks"]
