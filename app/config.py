@@ -80,6 +80,18 @@ class Settings(BaseSettings):
     # replaced by a fresh one (0 = never).
     worker_recycle_bytes: int = Field(default=1 * 2**30, ge=0)
 
+    # Rooms (app/rooms.py): a teacher's run shown to a class.
+    max_rooms: int = Field(default=20, ge=0)  # open rooms on this server; 0 = rooms off
+    max_rooms_per_client: int = Field(default=2, ge=1)  # rooms one address may lead
+    max_viewers_per_room: int = Field(default=300, ge=1)
+    room_history_frames: int = Field(default=240, ge=2)  # frames a late joiner gets (downsampled)
+    room_grace_s: float = Field(default=60.0, ge=0)  # a teacher who drops gets this long to return
+    room_idle_s: float = Field(default=3 * 3600.0, gt=0)  # a room with no run, join or change
+    # Wrong room codes and keys per address before its joins are refused unchecked; the
+    # allowance refills at this rate (27^6 codes: guessing one of 20 rooms takes ~10^7 tries).
+    room_join_failure_burst: int = Field(default=10, ge=1)
+    room_join_failures_per_minute: float = Field(default=10.0, gt=0)
+
     # A run's cost, checked before anything is allocated.
     max_parameters: int = 8_000_000  # 24 x 512 hidden layers is ~6.3 M
     max_activation_values: int = 16_000_000  # batch x width x depth held for the backward pass

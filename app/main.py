@@ -23,6 +23,7 @@ from app import __version__
 from app.config import Settings
 from app.monitor import LoopLagMonitor
 from app.presets import DEFAULT_PRESET, PRESETS
+from app.rooms import Rooms, normalise_code
 from app.runner import Outbox, encode
 from app.schemas import ProtocolError, config_schema, parse_client_message
 from app.security import (
@@ -62,9 +63,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             recycle_bytes=settings.worker_recycle_bytes,
         )
         app.state.loop_lag = LoopLagMonitor()
+        app.state.rooms = (
+            Rooms(
+                settings.max_rooms,
+                settings.max_rooms_per_client,
+                settings.max_viewers_per_room,
+                settings.room_history_frames,
+                settings.room_grace_s,
+                settings.room_idle_s,
+                settings.room_join_failure_burst,
+                settings.room_join_failures_per_minute,
+            )
+            if settings.max_rooms > 0
+            else None
+        )
         await app.state.pool.start()
         app.state.loop_lag.start()
+        expiry = asyncio.create_task(_expire_rooms(app.state.rooms)) if app.state.rooms is not None else None
         yield
+        if expiry is not None:
+            expiry.cancel()
         for session in list(app.state.sessions):
             session.close()
         await app.state.loop_lag.stop()
@@ -79,8 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
     templates = Jinja2Templates(directory=ROOT / "templates")
 
-    @app.get("/", response_class=HTMLResponse)
-    async def index(request: Request) -> HTMLResponse:
+    def page(request: Request, room: str | None = None) -> HTMLResponse:
         return templates.TemplateResponse(
             request,
             "index.html",
@@ -89,8 +106,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "presets": [p.to_wire() for p in PRESETS],
                 "default_preset": DEFAULT_PRESET.id,
                 "schema": config_schema(),
+                "room": room,
             },
         )
+
+    @app.get("/", response_class=HTMLResponse)
+    async def index(request: Request) -> HTMLResponse:
+        return page(request)
+
+    @app.get("/r/{code}", response_class=HTMLResponse)
+    async def room_page(request: Request, code: str) -> HTMLResponse:
+        """A room's join link: the lab page, which joins room `code` as a viewer."""
+        return page(request, normalise_code(code)[:16])
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -118,6 +145,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "workers_idle": pool.idle_count,
             "queue_length": pool.queue_length,
             "frames_dropped": sum(s.outbox.frames_dropped for s in sessions),
+            "rooms": len(app.state.rooms) if app.state.rooms is not None else 0,
+            "room_viewers": sum(1 for s in sessions if s.watching is not None),
             "loop_lag": app.state.loop_lag.summary(),
             "server_pid": os.getpid(),
             "worker_pids": [w.pid for w in pool.workers],
@@ -171,6 +200,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
+async def _expire_rooms(rooms: Rooms) -> None:
+    """End rooms whose teacher stayed away past the grace period (viewers are told)."""
+    while True:
+        await asyncio.sleep(1.0)
+        rooms.expire()
+
+
 async def serve_session(websocket: WebSocket, app: FastAPI, address_limit: RateLimit) -> None:
     """Receive loop for one connection, with a sender task draining the session's outbox."""
     settings: Settings = app.state.settings
@@ -194,7 +230,9 @@ async def serve_session(websocket: WebSocket, app: FastAPI, address_limit: RateL
     def jobs_of(address: str) -> int:
         return sum(1 for other in app.state.sessions if other.client == address and other.holds_job)
 
-    session = Session(outbox, settings, pool, app.state.cuda_available, close_busy, client, jobs_of)
+    session = Session(
+        outbox, settings, pool, app.state.cuda_available, close_busy, client, jobs_of, app.state.rooms
+    )
     limiter = RateLimit(settings.max_messages_per_s, settings.message_burst)
     app.state.sessions.add(session)
     sender = asyncio.create_task(_send_loop(websocket, outbox, wake, settings.send_timeout_s))

@@ -51,6 +51,9 @@ class Outbox:
         self._wake = wake
         self.run_id = 0  # messages from any other run are stale and dropped
         self.frames_dropped = 0
+        # A room's publish (app/rooms.py): every message queued here is offered to it too.
+        self.tee: Callable[[str, str | None, bool], None] | None = None
+        self.last_started: str | None = None  # the current run's `started`, for a room opened late
 
     def put(
         self, message: dict[str, Any], is_frame: bool = False, run_id: int | None = None, keep: bool = False
@@ -69,6 +72,8 @@ class Outbox:
         with self._lock:
             if run_id is not None and run_id != self.run_id:
                 return
+            if slot is None and text.startswith('{"type":"started"'):
+                self.last_started = text
             if slot is not None and not (keep and self._kept < MAX_KEPT_FRAMES):
                 if slot in self._frames:
                     self.frames_dropped += 1
@@ -79,6 +84,9 @@ class Outbox:
                 self._frames.clear()
                 self._messages.append((text, slot, slot is not None))
                 self._kept += slot is not None
+        tee = self.tee
+        if tee is not None:
+            tee(text, slot, keep)
         self._wake()
 
     def take_tagged(self) -> list[tuple[str, str | None, bool]]:

@@ -294,10 +294,63 @@ class SetMessage(BaseModel):
     lr: float = Field(ge=1e-5, le=10, description="the new learning rate")
 
 
-ClientMessage = Annotated[
-    StartMessage | SweepMessage | PauseMessage | ResumeMessage | StepMessage | StopMessage | SetMessage,
-    Field(discriminator="type"),
-]
+# Rooms (app/rooms.py): a teacher opens one and leads it; viewers join it by its code.
+RoomCode = Annotated[str, Field(min_length=1, max_length=16, description="the room's code, e.g. K7P3QX")]
+
+
+class RoomOpenMessage(BaseModel):
+    model_config = _STRICT
+    type: Literal["room_open"]
+
+
+class RoomRejoinMessage(BaseModel):
+    model_config = _STRICT
+    type: Literal["room_rejoin"]
+    code: RoomCode
+    key: str = Field(min_length=1, max_length=64, description="the teacher's control key")
+
+
+class RoomStateMessage(BaseModel):
+    model_config = _STRICT
+    type: Literal["room_state"]
+    state: dict[str, Any] = Field(description="the teacher's page state (PageState), shown to viewers")
+
+
+class RoomLockMessage(BaseModel):
+    model_config = _STRICT
+    type: Literal["room_lock"]
+    locked: bool
+
+
+class RoomCloseMessage(BaseModel):
+    model_config = _STRICT
+    type: Literal["room_close"]
+
+
+class JoinMessage(BaseModel):
+    model_config = _STRICT
+    type: Literal["join"]
+    code: RoomCode
+
+
+class LeaveMessage(BaseModel):
+    model_config = _STRICT
+    type: Literal["leave"]
+
+
+RoomMessage = (
+    RoomOpenMessage
+    | RoomRejoinMessage
+    | RoomStateMessage
+    | RoomLockMessage
+    | RoomCloseMessage
+    | JoinMessage
+    | LeaveMessage
+)
+RunMessage = (
+    StartMessage | SweepMessage | PauseMessage | ResumeMessage | StepMessage | StopMessage | SetMessage
+)
+ClientMessage = Annotated[RunMessage | RoomMessage, Field(discriminator="type")]
 _CLIENT_MESSAGE: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
 
 

@@ -10,12 +10,20 @@ from dataclasses import dataclass, replace
 
 from app.budget import RunCost
 from app.config import Settings
+from app.rooms import Room, RoomError, Rooms
 from app.runner import Outbox
 from app.schemas import (
     ClientMessage,
+    JoinMessage,
+    LeaveMessage,
     PauseMessage,
     ProtocolError,
     ResumeMessage,
+    RoomLockMessage,
+    RoomMessage,
+    RoomOpenMessage,
+    RoomRejoinMessage,
+    RoomStateMessage,
     SetMessage,
     StartMessage,
     StepMessage,
@@ -39,6 +47,7 @@ class Session:
         on_busy: Callable[[], None],
         client: str = "unknown",
         jobs_of: Callable[[str], int] = lambda client: 0,
+        rooms: Rooms | None = None,
     ) -> None:
         self.outbox = outbox
         self.client = client  # the peer's address: its running and waiting jobs are capped
@@ -48,6 +57,9 @@ class Session:
         self.cuda_available = cuda_available
         self.on_busy = on_busy
         self.run: RemoteRun | None = None
+        self.rooms = rooms
+        self._leading: Room | None = None  # the room this session's teacher leads
+        self._watching: Room | None = None  # the room this session views
         self._starting: asyncio.Task[None] | None = None
         self._run_ids = itertools.count(1)
 
@@ -65,8 +77,31 @@ class Session:
         """Waiting for a worker, or running a job that has not said its last state."""
         return self.waiting or (self.run is not None and self.run.active and self.run.final_state is None)
 
+    @property
+    def leading(self) -> Room | None:
+        room = self._leading
+        return room if room is not None and self.rooms is not None and self.rooms.is_open(room) else None
+
+    @property
+    def watching(self) -> Room | None:
+        room = self._watching
+        return room if room is not None and self.rooms is not None and self.rooms.is_open(room) else None
+
     def handle(self, message: ClientMessage) -> None:
         """Act on one message; raises ProtocolError for anything refused."""
+        if isinstance(message, RoomMessage):
+            try:
+                self._handle_room(message)
+            except RoomError as refusal:
+                raise ProtocolError(refusal.code, refusal.message) from None
+            return
+        watching = self.watching
+        if watching is not None:
+            raise ProtocolError(
+                "not_teacher",
+                f"you are watching room {watching.code}: only its teacher controls it; leave the room "
+                "(or fork it) to train a run of your own",
+            )
         if isinstance(message, StartMessage | SweepMessage):
             job = self.validate(message)
             self._check_share()
@@ -103,6 +138,58 @@ class Session:
                     ],
                 )
             run.set_lr(message.lr)
+
+    def _handle_room(self, message: RoomMessage) -> None:
+        rooms = self.rooms
+        if rooms is None:
+            raise RoomError("no_rooms", "this server has rooms switched off")
+        leading, watching = self.leading, self.watching
+        if isinstance(message, RoomOpenMessage | JoinMessage) and leading is not None:
+            raise RoomError("in_room", f"you lead room {leading.code}: end it first")
+        if isinstance(message, RoomOpenMessage):
+            if watching is not None:
+                raise RoomError("in_room", f"you are watching room {watching.code}: leave it first")
+            room, key = rooms.open(self.outbox, self.client)
+            self._leading = room
+            self.outbox.put(room.summary("teacher") | {"key": key})
+        elif isinstance(message, RoomRejoinMessage):
+            room = rooms.check_key(message.code, message.key, self.client)
+            if watching is not None:
+                rooms.leave(watching, self.outbox)
+                self._watching = None
+            run = rooms.teacher_back(room, self.outbox)
+            if run is not None:
+                self._cancel_start()
+                if self.run is not None and self.run.active:
+                    self.run.stop()
+                self.run = run
+            self._leading = room
+        elif isinstance(message, JoinMessage):
+            if watching is not None:
+                rooms.leave(watching, self.outbox)
+                self._watching = None
+            self._cancel_start()
+            if self.run is not None and self.run.active:
+                self.run.stop()  # one thing at a time: watching the room replaces your own run
+            self._watching = rooms.join(message.code, self.outbox, self.client)
+        elif isinstance(message, LeaveMessage):
+            if watching is None:
+                raise RoomError("no_room", "you are not watching a room")
+            rooms.leave(watching, self.outbox)
+            self._watching = None
+            self.outbox.put({"type": "room_left", "code": watching.code})
+        else:
+            if leading is None:
+                raise RoomError("not_teacher", f"'{message.type}' is for a room's teacher; open a room first")
+            if isinstance(message, RoomStateMessage):
+                rooms.set_state(leading, message.state)
+            elif isinstance(message, RoomLockMessage):
+                rooms.set_locked(leading, message.locked)
+            else:
+                rooms.close(leading, "the teacher ended the room")
+                self._leading = None
+                self.outbox.tee = None
+                self.outbox.put({"type": "room_ended", "reason": "you ended the room"})
 
     def _check_share(self) -> None:
         """An address may hold `max_jobs_per_client` jobs, running or waiting, over all its
@@ -176,10 +263,18 @@ class Session:
             self._starting = None
 
     def close(self) -> None:
-        """The connection is gone: stop the run; its worker returns to the pool within a step."""
+        """The connection is gone: stop the run (its worker returns to the pool within a step),
+        unless this session leads a room, which keeps the run for the teacher's return."""
         self._cancel_start()
-        if self.run is not None and self.run.active:
-            self.run.stop()
+        run = self.run if self.run is not None and self.run.active else None
+        leading, watching = self.leading, self.watching
+        if leading is not None and self.rooms is not None:
+            self.rooms.teacher_left(leading, run)
+            return
+        if watching is not None and self.rooms is not None:
+            self.rooms.leave(watching, self.outbox)
+        if run is not None:
+            run.stop()
 
 
 async def _finished(run: RemoteRun) -> None:
