@@ -9,7 +9,6 @@ long small-batch runs: float sums in another order).
 
 from __future__ import annotations
 
-import functools
 import threading
 from typing import Any
 
@@ -41,16 +40,20 @@ def _twins(preset_id: str, **changes: Any) -> tuple[Run, Run]:
     return _train(a), _train(b)
 
 
-@functools.cache
-def _post_ln_no_warmup(seed: int) -> list[Snapshot]:
+def _by_step(preset_id: str, seed: int, steps: int, run: str) -> dict[int, dict[str, Any]]:
+    """The wire frames of one run of the preset's own twins, by step (shared with its checks)."""
+    preset = next(p for p in PRESETS if p.id == preset_id)
+    return {f["step"]: f for f in preset_frames(preset, seed, steps) if f["run"] == run}
+
+
+def _post_ln_no_warmup(seed: int) -> dict[int, dict[str, Any]]:
     # Run A of both xiong-warmup and xiong-preln, 200 steps, shared by their tests: their configs
-    # differ only in probe_gradients, an instrument that changes no weight (off here: it is slow).
+    # differ only in probe_gradients, an instrument that changes no weight.
     (preln, _), (warmup, _) = _configs("xiong-preln"), _configs("xiong-warmup")
     assert {k: v for k, v in preln.model_dump().items() if warmup.model_dump()[k] != v} == {
         "probe_gradients": True
     }
-    a, _ = _configs("xiong-warmup", seed=seed, steps=200, emit_every=100, eval_every=100)
-    return _train(a)[1]
+    return _by_step("xiong-warmup", seed, 200, "A")
 
 
 def _resid(snapshot: Snapshot) -> list[Any]:
@@ -90,13 +93,11 @@ def test_glorot_standard_init_collapses_deep_tanh_activations_xavier_keeps_them(
 def test_xiong_post_ln_fails_without_warmup_and_trains_with_it(seed: int) -> None:
     # Measured, seeds 0-2, step 200: no warmup loss 2.30-2.32, test accuracy 0.09-0.11 (chance);
     # warmup 100 loss 0.03-0.32, test accuracy 0.98-0.99.
-    cold = _post_ln_no_warmup(seed)
-    _, warm = _train(_configs("xiong-warmup", seed=seed, steps=200, emit_every=200, eval_every=200)[1])
-    assert cold[-1].step == warm[-1].step == 200
-    assert cold[-1].loss is None or cold[-1].loss > 2.0, cold[-1].loss
-    assert cold[-1].test_acc is not None and cold[-1].test_acc < 0.2, cold[-1].test_acc
-    assert warm[-1].loss is not None and warm[-1].loss < 0.8, warm[-1].loss
-    assert warm[-1].test_acc is not None and warm[-1].test_acc > 0.93, warm[-1].test_acc
+    cold, warm = _post_ln_no_warmup(seed)[200], _by_step("xiong-warmup", seed, 200, "B")[200]
+    assert cold["loss"] is None or cold["loss"] > 2.0, cold["loss"]
+    assert cold["test_acc"] is not None and cold["test_acc"] < 0.2, cold["test_acc"]
+    assert warm["loss"] is not None and warm["loss"] < 0.8, warm["loss"]
+    assert warm["test_acc"] is not None and warm["test_acc"] > 0.93, warm["test_acc"]
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -225,10 +226,10 @@ def test_santurkar_ics_both_comparisons_as_quoted(seed: int) -> None:
     assert plain_cos < bn_cos - 0.3, (plain_cos, bn_cos)
 
 
-def _ffn_grad_norms(snapshot: Snapshot) -> list[float]:
-    norms = [layer.grad_norm for layer in _resid(snapshot)]
+def _ffn_grad_norms(frame: dict[str, Any]) -> list[float]:
+    norms = [layer["grad_norm"] for layer in frame["layers"] if layer["name"].endswith(".resid")]
     assert all(norm is not None for norm in norms), "probe_gradients is on in the preset"
-    return [norm for norm in norms if norm is not None]
+    return [float(norm) for norm in norms]
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -238,15 +239,12 @@ def test_xiong_pre_ln_trains_without_warmup_post_ln_gradients_climb_the_blocks(s
     # and 640-1900x at step 10, rising block by block; Pre-LN 0.74-1.06 and 0.79-1.11, max/min
     # over blocks < 1.8.
     for step in (100, 200):
-        accuracy = next(s for s in _post_ln_no_warmup(seed) if s.step == step).test_acc
+        accuracy = _post_ln_no_warmup(seed)[step]["test_acc"]
         assert accuracy is not None and accuracy < 0.2, (step, accuracy)  # chance is 0.1
-    _, pre = _train(_configs("xiong-preln", seed=seed, steps=100, eval_every=100)[1])
-    _, post = _train(_configs("xiong-preln", seed=seed, steps=10)[0])  # its first frames
-    assert pre[-1].step == 100 and post[-1].step == 10
-    assert pre[-1].test_acc is not None and pre[-1].test_acc > 0.95
+    post, pre = (_by_step("xiong-preln", seed, 100, run) for run in ("A", "B"))
+    assert pre[100]["test_acc"] is not None and pre[100]["test_acc"] > 0.95
     for step, rise in ((5, 10), (10, 100)):
-        post_norms = _ffn_grad_norms(next(s for s in post if s.step == step))
-        pre_norms = _ffn_grad_norms(next(s for s in pre if s.step == step))
+        post_norms, pre_norms = _ffn_grad_norms(post[step]), _ffn_grad_norms(pre[step])
         assert len(post_norms) == len(pre_norms) == 6
         assert post_norms[-1] > rise * post_norms[0], (step, post_norms)
         assert all(low < high for low, high in zip(post_norms, post_norms[1:], strict=False)), post_norms
