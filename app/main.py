@@ -11,11 +11,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import plotly
 import torch
 from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect, status
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
@@ -97,7 +98,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
     templates = Jinja2Templates(directory=ROOT / "templates")
 
-    def page(request: Request, room: str | None = None) -> HTMLResponse:
+    @app.get("/", response_class=HTMLResponse)
+    async def index(request: Request) -> HTMLResponse:
         return templates.TemplateResponse(
             request,
             "index.html",
@@ -106,18 +108,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "presets": [p.to_wire() for p in PRESETS],
                 "default_preset": DEFAULT_PRESET.id,
                 "schema": config_schema(),
-                "room": room,
             },
         )
 
-    @app.get("/", response_class=HTMLResponse)
-    async def index(request: Request) -> HTMLResponse:
-        return page(request)
-
-    @app.get("/r/{code}", response_class=HTMLResponse)
-    async def room_page(request: Request, code: str) -> HTMLResponse:
-        """A room's join link: the lab page, which joins room `code` as a viewer."""
-        return page(request, normalise_code(code)[:16])
+    @app.get("/r/{code}")
+    async def room_link(code: str) -> RedirectResponse:
+        """A room's join link: the lab page, told to join room `code` as a viewer. The redirect is
+        relative, like the page's own URLs, so it works under a proxy's path prefix too."""
+        return RedirectResponse(f"../?{urlencode({'room': normalise_code(code)[:16]})}", status_code=307)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

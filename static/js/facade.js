@@ -4,7 +4,7 @@
 
 /** Install the facade; `shownRun()` is the `started` of the run the charts show; `charts`
  *  every chart object (the ridge pairs' own charts among them). */
-export function installFacade({ version, stats, player, socket, ridge, pageState, views, panels, loop, shownRun, charts }) {
+export function installFacade({ version, stats, player, socket, ridge, pageState, views, panels, loop, room, shownRun, charts }) {
   window.shiftscope = Object.freeze({
     version,
     get framesReceived() { return stats.framesReceived; },
@@ -28,6 +28,8 @@ export function installFacade({ version, stats, player, socket, ridge, pageState
     get formCompare() { return pageState.compareFields; },
     get view() { return views.current; },
     get sweepResults() { return stats.sweepResults; },
+    /** The classroom: this page's role in a room (teacher, viewer or null), its code, viewers. */
+    get room() { return { role: room.role, code: room.code, viewers: room.viewers ?? 0, following: room.following }; },
     get sweeping() { return player.sweeping && player.active; },
     /** Points (or cells, or bars) each chart of a panel holds: what it has to draw. */
     panelPoints(name) { return (panels[name]?.charts ?? []).map((chart) => chart.points ?? null); },

@@ -23,6 +23,7 @@ import { installFacade } from "./facade.js";
 import { ClaimChecks } from "./checks.js";
 import { FrameQueue } from "./charts/frames.js";
 import { isCompare, runOf } from "./charts/runs.js";
+import { RoomClient } from "./room.js";
 
 const byId = (id) => document.getElementById(id);
 const boot = JSON.parse(byId("shiftscope-boot").textContent);
@@ -33,7 +34,12 @@ const ERROR_TITLES = {
   invalid_message: "Message refused:",
   bad_json: "Message refused:",
   run_failed: "The run failed:",
+  too_many_runs: "Too many runs:",
 };
+// Room refusals (a wrong code, a locked room, a viewer's control) are shown by the room bar.
+const ROOM_CODES = new Set([
+  "no_room", "room_locked", "room_full", "join_limited", "bad_key", "room_limit", "in_room", "not_teacher", "no_rooms",
+]);
 // Errors the server sends just before closing the socket: told once, with the close.
 const CLOSING_CODES = new Set(["idle", "rate_limited", "too_large"]);
 
@@ -293,7 +299,11 @@ buttons.play.addEventListener("click", actions.play);
 buttons.pause.addEventListener("click", actions.pause);
 buttons.step.addEventListener("click", actions.step);
 buttons.reset.addEventListener("click", actions.reset);
-installKeyboard(document, actions);
+// A room's viewer watches: the teacher's run plays here and the keys that would steer it do nothing.
+const STEERING_KEYS = new Set(["togglePlay", "step", "reset", "selectNorm", "nudgeLearningRate", "toggleCompare"]);
+installKeyboard(document, Object.fromEntries(Object.entries(actions).map(([name, act]) => [
+  name, (...args) => (room.viewing && STEERING_KEYS.has(name) ? false : act(...args)),
+])));
 sweepPanel.onSweep(({ lrs, steps }) => player.sweep(pageState.config, pageState.compareFields, lrs, steps));
 
 for (const radio of document.querySelectorAll('input[name="ridge-values"]')) {
@@ -416,6 +426,7 @@ socket.on("busy", (message) => {
 });
 
 socket.on("error", (message) => {
+  if (ROOM_CODES.has(message.code)) return; // the room bar says it
   if (message.code === "no_run") return; // a pause or lr change that raced the run's end: harmless
   if (CLOSING_CODES.has(message.code)) {
     closingWords = message.message;
@@ -431,6 +442,24 @@ socket.on("error", (message) => {
   alerts.show("error", title, detail);
 });
 
+// --- rooms: share this run with a class, or watch a teacher's ---------------------------------------
+
+const configForm = byId("config-form");
+const room = new RoomClient({
+  socket, player, pageState, alerts,
+  elements: {
+    share: byId("btn-share"), joinForm: byId("room-join"), joinInput: byId("room-code-input"),
+    teacherBox: byId("room-teacher"), viewerBox: byId("room-viewer"), codes: document.querySelectorAll("[data-room-code]"),
+    link: byId("room-link"), viewers: byId("room-viewers"), lock: byId("btn-room-lock"), end: byId("btn-room-end"),
+    status: byId("room-status"), follow: byId("room-follow"), fork: byId("btn-room-fork"), leave: byId("btn-room-leave"),
+    onFork: () => actions.play(), // the form holds the room's config: train it as your own run
+  },
+  onViewing: (viewing) => {
+    configForm.inert = viewing; // the teacher's settings, shown, not edited
+    refreshButtons();
+  },
+});
+
 // --- start ----------------------------------------------------------------------------------------
 
 const { unknownPreset } = pageState.loadFromUrl(window.location.search);
@@ -442,6 +471,6 @@ refreshButtons();
 socket.connect();
 
 installFacade({
-  version: boot.version, stats, player, socket, ridge, pageState, views, panels, loop, shownRun: () => shownRun,
+  version: boot.version, stats, player, socket, ridge, pageState, views, panels, loop, room, shownRun: () => shownRun,
   charts: sized,
 });

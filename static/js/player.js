@@ -8,6 +8,9 @@ const DEFAULTS = Object.freeze({
 
 const ACTIVE = new Set(["running", "paused"]);
 
+// Messages that steer a run: a room's viewer sends none of them (the server would refuse them).
+const STEERING = new Set(["start", "sweep", "pause", "resume", "step", "stop", "set"]);
+
 export class Player {
   constructor(socket, options = {}) {
     this.socket = socket;
@@ -28,6 +31,7 @@ export class Player {
     this.lrWanted = null;
     this.lrTimer = null;
     this.listeners = [];
+    this.viewing = false;         // watching a room: the teacher steers, this page sends nothing that would
   }
 
   /** `handler(player)` whenever the state or a pending action changes. */
@@ -190,6 +194,7 @@ export class Player {
   }
 
   send(message) {
+    if (this.viewing && STEERING.has(message.type)) return false;
     return this.socket.send(message);
   }
 

@@ -1,0 +1,91 @@
+"""Rooms in real headless Chromium: a teacher's page shares its run, a student's page follows it
+(run, preset, toggles, tab), a late joiner's charts start at step 0, the student cannot steer
+the room, and Fork trains the room's config as the student's own run (issue #11)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from browser_fixtures import Lab, open_lab
+from playwright.sync_api import expect
+
+pytestmark = pytest.mark.browser
+
+FAST = "preset=relu-dying&max_steps_per_s=60&steps=100000"
+
+
+@pytest.fixture
+def student(chromium: object, lab_server: str) -> Iterator[Lab]:
+    with open_lab(chromium, lab_server) as lab:
+        yield lab
+
+
+def _share(teacher: Lab) -> str:
+    teacher.page.click("#btn-share")
+    teacher.wait("s.room.role === 'teacher' && s.room.code")
+    code = str(teacher.value("s.room.code"))
+    expect(teacher.page.locator("#room-link")).to_have_text(f"{teacher.base_url}/r/{code}")
+    return code
+
+
+def _join_by_link(student: Lab, code: str) -> None:
+    student.page.goto(f"{student.base_url}/r/{code}")  # the join link: a redirect to /?room=CODE
+    student.page.wait_for_function("window.shiftscope && window.shiftscope.room.role === 'viewer'")
+
+
+def test_the_student_sees_the_teachers_run_and_page(lab: Lab, student: Lab) -> None:
+    teacher = lab
+    teacher.open(FAST)
+    code = _share(teacher)
+    _join_by_link(student, code)
+    expect(student.page.locator("#room-viewer")).to_be_visible()
+    expect(teacher.page.locator("#room-viewers")).to_have_text("1 watching")
+    # The teacher presses play: the student's charts show the teacher's run.
+    teacher.page.click("#btn-play")
+    student.wait("s.state === 'running' && s.lastStep >= 10")
+    assert student.value("s.lastConfig.activation") == "relu"
+    # Pause, a toggle, a tab: the student's page follows each.
+    teacher.page.click("#btn-pause")
+    student.wait("s.state === 'paused'")
+    teacher.page.keyboard.press("2")  # batch norm, on the teacher's form
+    student.wait("s.pageState.config.norm === 'batch'", timeout_ms=10_000)
+    teacher.page.click('label[for="view-drift"]')
+    student.wait("s.view === 'drift'", timeout_ms=10_000)
+    # The student cannot steer: Space does nothing, the form is inert, the run stays paused.
+    student.page.keyboard.press(" ")
+    student.page.wait_for_timeout(300)
+    assert student.value("s.state") == "paused" and teacher.value("s.state") == "paused"
+    assert student.page.evaluate("document.getElementById('config-form').inert") is True
+    # The teacher ends the room: the student's page says so and the lab is theirs again.
+    teacher.page.click("#btn-room-end")
+    expect(student.page.locator("#alerts")).to_contain_text("The room has ended")
+    student.wait("s.room.role === null")
+    assert student.page.evaluate("document.getElementById('config-form').inert") is False
+    assert teacher.errors == [] and student.errors == []
+
+
+def test_a_late_joiner_starts_at_step_0_and_fork_trains_the_rooms_config(lab: Lab, student: Lab) -> None:
+    teacher = lab
+    teacher.open(FAST)
+    code = _share(teacher)
+    teacher.page.click("#btn-play")
+    teacher.wait("s.lastStep >= 40")
+    student.open()
+    student.page.fill("#room-code-input", code.lower())  # typed on the start page, any case
+    student.page.click("#btn-room-join")
+    student.wait("s.room.role === 'viewer' && s.lastStep >= 40")
+    # The band and loss curves hold the run from its first frame, not just since joining.
+    first_loss_step = student.page.evaluate(
+        "Math.min(...document.getElementById('chart-loss').data.flatMap((trace) => trace.x ?? []))"
+    )
+    assert first_loss_step <= 5, first_loss_step
+    assert student.value("s.pageState.preset") == "relu-dying"
+    # Fork: leave the room and train its config as the student's own run.
+    student.page.click("#btn-room-fork")
+    student.wait("s.room.role === null && s.state === 'running' && s.runs >= 2")
+    assert student.value("s.lastConfig.activation") == "relu"
+    teacher.wait("s.room.viewers === 0")
+    teacher.page.click("#btn-room-end")
+    teacher.wait("s.room.role === null")
+    assert teacher.errors == [] and student.errors == []
