@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import logging
 import os
 from collections import Counter
@@ -14,9 +15,10 @@ from typing import Any
 from urllib.parse import urlencode
 
 import plotly
+import segno
 import torch
 from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect, status
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
@@ -116,6 +118,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """A room's join link: the lab page, told to join room `code` as a viewer. The redirect is
         relative, like the page's own URLs, so it works under a proxy's path prefix too."""
         return RedirectResponse(f"../?{urlencode({'room': normalise_code(code)[:16]})}", status_code=307)
+
+    @app.get("/r/{code}/qr.svg", include_in_schema=False)
+    async def room_qr(request: Request, code: str) -> Response:
+        """The join link of room `code` as a QR code (SVG), for students' phones. Drawn for any
+        well-formed code, open or not: it tells nothing about which rooms exist."""
+        link = str(request.url_for("room_link", code=normalise_code(code)[:16]))
+        svg = io.BytesIO()
+        segno.make(link, error="m").save(
+            svg, kind="svg", scale=10, border=2, dark="#121821", light="#ffffff", title=f"Join: {link}"
+        )
+        return Response(svg.getvalue(), media_type="image/svg+xml", headers={"Cache-Control": "no-store"})
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

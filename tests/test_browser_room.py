@@ -26,6 +26,7 @@ def _share(teacher: Lab) -> str:
     teacher.wait("s.room.role === 'teacher' && s.room.code")
     code = str(teacher.value("s.room.code"))
     expect(teacher.page.locator("#room-link")).to_have_text(f"{teacher.base_url}/r/{code}")
+    teacher.page.wait_for_function("document.getElementById('room-qr').naturalWidth > 0")  # drawn here
     return code
 
 

@@ -218,3 +218,16 @@ def test_the_join_link_leads_to_the_page_with_its_room(live_server: LiveServer, 
     assert reply.status_code == 307 and reply.headers["location"] == "../?room=K7P3QX"
     page = httpx.get(f"{live_server.http}/r/{code}", follow_redirects=True)
     assert page.status_code == 200 and str(page.url).endswith("/?room=K7P3QX")
+
+
+def test_the_join_link_as_a_qr_code(live_server: LiveServer) -> None:
+    import httpx
+
+    reply = httpx.get(f"{live_server.http}/r/k7p3qx/qr.svg")
+    assert reply.status_code == 200 and reply.headers["content-type"].startswith("image/svg+xml")
+    svg = reply.text
+    assert "<svg" in svg and 'xmlns="http://www.w3.org/2000/svg"' in svg  # a document an <img> shows
+    assert f"Join: {live_server.http}/r/K7P3QX" in svg
+    assert svg.count("h") > 50  # the modules' path: a real code, not an empty picture
+    # A code that does not exist gets a picture too: the endpoint is no oracle for open rooms.
+    assert httpx.get(f"{live_server.http}/r/AAAAAA/qr.svg").status_code == 200

@@ -450,7 +450,7 @@ const room = new RoomClient({
   elements: {
     share: byId("btn-share"), joinForm: byId("room-join"), joinInput: byId("room-code-input"),
     teacherBox: byId("room-teacher"), viewerBox: byId("room-viewer"), codes: document.querySelectorAll("[data-room-code]"),
-    link: byId("room-link"), viewers: byId("room-viewers"), lock: byId("btn-room-lock"), end: byId("btn-room-end"),
+    link: byId("room-link"), qr: byId("room-qr"), qrLink: byId("room-qr-link"), viewers: byId("room-viewers"), lock: byId("btn-room-lock"), end: byId("btn-room-end"),
     status: byId("room-status"), follow: byId("room-follow"), fork: byId("btn-room-fork"), leave: byId("btn-room-leave"),
     onFork: () => actions.play(), // the form holds the room's config: train it as your own run
   },

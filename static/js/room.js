@@ -195,6 +195,9 @@ export class RoomClient {
         el.link.href = joinLink(this.code);
         el.link.textContent = joinLink(this.code);
       }
+      const qr = `${joinLink(this.code)}/qr.svg`;
+      if (el.qr && el.qr.getAttribute("src") !== qr) el.qr.src = qr;
+      if (el.qrLink) el.qrLink.href = qr;
     }
     if (el.viewers) el.viewers.textContent = `${this.viewers ?? 0} watching`;
     if (el.lock) {
