@@ -47,6 +47,7 @@ import urllib.request
 from collections import defaultdict
 from pathlib import Path
 
+from load import STEAL, cpu_ticks
 from playwright.sync_api import Page, Route, sync_playwright
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -306,17 +307,6 @@ def measure(page: Page, url: str, depth: int, seconds: float, profile: bool, com
 
 
 HEADER = "{:<{w}}  {:>5}  {:>10}  {:>10}  {:>6}  {:>6}  {:>6}  {:>7}  {:>5}  {:>7}"
-STEAL = 7  # the steal column of /proc/stat's "cpu" line, counted from its first number
-
-
-def cpu_ticks() -> list[int]:
-    """The whole machine's CPU time by kind (/proc/stat: user, nice, system, idle, iowait, irq,
-    softirq, steal), or zeros where there is no /proc/stat."""
-    try:
-        with open("/proc/stat", encoding="ascii") as stat:
-            return [int(field) for field in stat.readline().split()[1:9]]
-    except (OSError, ValueError):
-        return [0] * 8
 
 
 def print_row(label: str, row: dict, width: int) -> None:

@@ -117,7 +117,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(runs: int, queue: int, connections: int) -> Server:
+def start_server(runs: int, queue: int, connections: int, settings: dict[str, str] | None = None) -> Server:
+    """`python -m app` on a free loopback port, once its workers are warm; `settings` adds
+    SHIFTSCOPE_* variables (bench/fanout.py lifts the room limits with them)."""
     port = free_port()
     env = {
         **os.environ,
@@ -129,6 +131,7 @@ def start_server(runs: int, queue: int, connections: int) -> Server:
         "SHIFTSCOPE_MAX_SESSIONS": str(connections),
         "SHIFTSCOPE_MAX_CONNECTIONS_PER_CLIENT": str(connections),  # every client is 127.0.0.1
         "SHIFTSCOPE_MAX_JOBS_PER_CLIENT": "0",  # the same: no per-address cap on runs
+        **(settings or {}),
     }
     log = tempfile.TemporaryFile()
     process = subprocess.Popen(
@@ -163,6 +166,19 @@ def stop_server(server: Server) -> None:
 def loadavg() -> list[float]:
     with open("/proc/loadavg") as file:
         return [float(x) for x in file.read().split()[:3]]
+
+
+STEAL = 7  # the steal column of /proc/stat's "cpu" line, counted from its first number
+
+
+def cpu_ticks() -> list[int]:
+    """The whole machine's CPU time by kind (/proc/stat: user, nice, system, idle, iowait, irq,
+    softirq, steal), or zeros where there is no /proc/stat."""
+    try:
+        with open("/proc/stat", encoding="ascii") as stat:
+            return [int(field) for field in stat.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return [0] * 8
 
 
 def cpu_seconds(pid: int) -> float:
