@@ -249,10 +249,10 @@ def test_focus_ring_and_labels(lab: Lab) -> None:
     assert unlabelled == []
     lab.page.keyboard.press("Tab")  # the skip link
     order = []
-    for _ in range(4):  # the header's classroom controls, then the form, in reading order
+    for _ in range(5):  # the header's presentation and classroom controls, then the form
         lab.page.keyboard.press("Tab")
         order.append(lab.page.evaluate("document.activeElement.id"))
-    assert order == ["btn-share", "room-code-input", "btn-room-join", "preset"]
+    assert order == ["btn-present", "btn-share", "room-code-input", "btn-room-join", "preset"]
     outline = lab.page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
     assert outline != "none"
     lab.page.locator("body").click(position={"x": 5, "y": 700})

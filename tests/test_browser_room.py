@@ -90,3 +90,58 @@ def test_a_late_joiner_starts_at_step_0_and_fork_trains_the_rooms_config(lab: La
     teacher.page.click("#btn-room-end")
     teacher.wait("s.room.role === null")
     assert teacher.errors == [] and student.errors == []
+
+
+def test_a_viewer_on_a_phone_sees_the_charts_first(lab: Lab, chromium: object) -> None:
+    # Solo, a 390 x 844 phone shows ~2,700 px of settings before the first chart; a room's
+    # viewer came to watch: the charts come first.
+    teacher = lab
+    teacher.open(FAST)
+    code = _share(teacher)
+    with open_lab(
+        chromium, teacher.base_url, viewport={"width": 390, "height": 844}, is_mobile=True
+    ) as phone:
+        _join_by_link(phone, code)
+        boxes = phone.page.evaluate(
+            """() => Object.fromEntries(['main', 'config-form'].map((id) => {
+                 const box = document.getElementById(id).getBoundingClientRect();
+                 return [id, {top: box.top + window.scrollY, bottom: box.bottom + window.scrollY}];
+               }))"""
+        )
+        assert boxes["main"]["top"] < 844 / 2, boxes  # the charts start in the first half-screen
+        assert boxes["config-form"]["top"] > boxes["main"]["bottom"], boxes  # settings after them
+        assert phone.page.evaluate("document.documentElement.scrollWidth") <= 390 + 1  # no sideways scroll
+        assert phone.errors == []
+    teacher.page.click("#btn-room-end")
+    teacher.wait("s.room.role === null")
+
+
+def test_presentation_mode_is_large_and_reaches_the_rooms_viewers(lab: Lab, student: Lab) -> None:
+    teacher = lab
+    teacher.open(FAST)
+    teacher.page.click("#btn-play")
+    teacher.wait("s.lastStep >= 10")
+    code = _share(teacher)
+    _join_by_link(student, code)
+    teacher.page.keyboard.press("f")
+    teacher.wait("document.getElementById('app').hasAttribute('data-present')")
+    expect(teacher.page.locator(".panel")).to_be_hidden()  # the settings make way for the charts
+    expect(teacher.page.locator("#btn-present-play")).to_be_visible()
+    # At 1280 x 720: chart ticks of 18 px at least, lines of 3 px at least.
+    teacher.page.wait_for_function(
+        "document.getElementById('chart-loss')._fullLayout.xaxis.tickfont.size >= 18"
+    )
+    widths = teacher.page.evaluate(
+        "document.getElementById('chart-loss')._fullData.filter((t) => t.visible !== false && t.line)"
+        ".map((t) => t.line.width)"
+    )
+    assert widths and min(widths) >= 3, widths
+    # The student's screen follows the teacher's mode (they may untick "Follow the teacher").
+    student.page.wait_for_function("document.getElementById('app').hasAttribute('data-present')")
+    teacher.page.keyboard.press("f")
+    student.page.wait_for_function("!document.getElementById('app').hasAttribute('data-present')")
+    teacher.page.wait_for_function(
+        "document.getElementById('chart-loss')._fullLayout.xaxis.tickfont.size === 14"
+    )
+    teacher.page.click("#btn-room-end")
+    assert teacher.errors == [] and student.errors == []

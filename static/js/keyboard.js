@@ -1,5 +1,5 @@
 // Keyboard control for a projected demo: Space play/pause, N step, R reset, 1–5 norm,
-// ←/→ learning rate, P preset menu, C compare A / B. Keys are left alone while the user types in a field.
+// ←/→ learning rate, P preset menu, C compare A / B, F presentation mode. Keys are left alone while the user types in a field.
 
 const TYPING = new Set(["text", "number", "search", "email", "url", "tel", "password"]);
 
@@ -44,6 +44,8 @@ export function installKeyboard(target, actions) {
       actions.focusPreset();
     } else if ((key === "c" || key === "C") && actions.toggleCompare) {
       actions.toggleCompare();
+    } else if ((key === "f" || key === "F") && actions.togglePresent) {
+      actions.togglePresent();
     } else if (/^[1-9]$/.test(key)) {
       handled = actions.selectNorm(Number(key) - 1);
     } else if (arrow && !ownsArrows(event.target)) {

@@ -24,6 +24,7 @@ import { ClaimChecks } from "./checks.js";
 import { FrameQueue } from "./charts/frames.js";
 import { isCompare, runOf } from "./charts/runs.js";
 import { RoomClient } from "./room.js";
+import { presentation } from "./charts/theme.js";
 
 const byId = (id) => document.getElementById(id);
 const boot = JSON.parse(byId("shiftscope-boot").textContent);
@@ -293,7 +294,25 @@ const actions = {
   nudgeLearningRate: (direction) => controls.nudgeLearningRate(direction),
   focusPreset: () => controls.focusPreset(),
   toggleCompare: () => compare.toggleOn(),
+  togglePresent: () => setPresentation(!presentation.on, { fullscreen: true }),
 };
+
+/** Presentation mode: large type and thick lines on every chart, the settings hidden (the keys
+ *  and a minimal bar still drive the run), full screen when asked from a key or a click. */
+function setPresentation(on, { fullscreen = false } = {}) {
+  if (on === presentation.on) return;
+  presentation.on = on;
+  app.toggleAttribute("data-present", on);
+  const button = byId("btn-present");
+  button.setAttribute("aria-pressed", String(on));
+  button.textContent = on ? "Exit presentation" : "Present";
+  if (fullscreen && on && !document.fullscreenElement) document.documentElement.requestFullscreen?.().catch(() => {});
+  if (!on && document.fullscreenElement) document.exitFullscreen?.().catch(() => {});
+  for (const chart of sized) chart.dirty = true;
+  requestRender();
+}
+byId("btn-present").addEventListener("click", () => actions.togglePresent());
+byId("btn-present-play").addEventListener("click", () => actions.togglePlay());
 
 buttons.play.addEventListener("click", actions.play);
 buttons.pause.addEventListener("click", actions.pause);
@@ -301,6 +320,7 @@ buttons.step.addEventListener("click", actions.step);
 buttons.reset.addEventListener("click", actions.reset);
 // A room's viewer watches: the teacher's run plays here and the keys that would steer it do nothing.
 const STEERING_KEYS = new Set(["togglePlay", "step", "reset", "selectNorm", "nudgeLearningRate", "toggleCompare"]);
+// (F stays a viewer's own: presentation mode is how this screen looks, not the room's run.)
 installKeyboard(document, Object.fromEntries(Object.entries(actions).map(([name, act]) => [
   name, (...args) => (room.viewing && STEERING_KEYS.has(name) ? false : act(...args)),
 ])));
@@ -454,6 +474,9 @@ const room = new RoomClient({
     status: byId("room-status"), follow: byId("room-follow"), fork: byId("btn-room-fork"), leave: byId("btn-room-leave"),
     onFork: () => actions.play(), // the form holds the room's config: train it as your own run
   },
+  // The teacher's presentation mode travels with their page state; a following viewer takes it.
+  extraState: () => ({ present: presentation.on }),
+  applyExtra: (state) => { if (typeof state.present === "boolean") setPresentation(state.present); },
   onViewing: (viewing) => {
     configForm.inert = viewing; // the teacher's settings, shown, not edited
     refreshButtons();

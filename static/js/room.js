@@ -31,13 +31,17 @@ function dropRoomFromUrl() {
 }
 
 export class RoomClient {
-  constructor({ socket, player, pageState, alerts, elements, onViewing = () => {}, replay }) {
+  constructor({
+    socket, player, pageState, alerts, elements, onViewing = () => {}, replay, extraState = () => ({}), applyExtra = () => {},
+  }) {
     this.socket = socket;
     this.player = player;
     this.pageState = pageState;
     this.alerts = alerts;
     this.el = elements;
     this.onViewing = onViewing;
+    this.extraState = extraState; // what the room shows beside the page state (presentation mode)
+    this.applyExtra = applyExtra;
     this.replay = replay ?? ((message) => socket.emit(message.type, message));
     this.role = null;          // "teacher" | "viewer" | null
     this.code = null;
@@ -115,7 +119,9 @@ export class RoomClient {
   }
 
   apply(state) {
-    if (state && Object.keys(state).length) this.pageState.apply(state);
+    if (!state || !Object.keys(state).length) return;
+    this.pageState.apply(state);
+    this.applyExtra(state);
   }
 
   startSendingState() {
@@ -123,7 +129,7 @@ export class RoomClient {
     this.sentState = null;
     const send = () => {
       if (this.role !== "teacher" || !this.socket.isOpen) return;
-      const text = JSON.stringify(this.pageState.get());
+      const text = JSON.stringify({ ...this.pageState.get(), ...this.extraState() });
       if (text !== this.sentState && this.socket.send({ type: "room_state", state: JSON.parse(text) })) this.sentState = text;
     };
     send();

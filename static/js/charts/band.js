@@ -3,7 +3,7 @@
 // the band's centre and width wander as training goes; with batch norm they stay put. Twins get
 // a band each on the same axis: A blue, B orange (its median dashed).
 
-import { PLOT_CONFIG, RUN_COLORS, axis, baseLayout, emptyLayout, sizeOf } from "./theme.js";
+import { PLOT_CONFIG, RUN_COLORS, axis, baseLayout, emptyLayout, sizeOf, strokeWidth } from "./theme.js";
 import { History, extent, growingEnd } from "./history.js";
 import { StableRange } from "./scale.js";
 import { runOf, runView, runsOf } from "./runs.js";
@@ -82,14 +82,14 @@ export class BandChart {
       const p85 = columns[`p85_${i}`] ?? [];
       const look = BANDS[name];
       traces.push(
-        { type: "scatter", mode: "lines", x: step, y: p85, line: { color: look.edge, width: 2 } },
+        { type: "scatter", mode: "lines", x: step, y: p85, line: { color: look.edge, width: strokeWidth(2) } },
         {
-          type: "scatter", mode: "lines", x: step, y: p15, line: { color: look.edge, width: 2 },
+          type: "scatter", mode: "lines", x: step, y: p15, line: { color: look.edge, width: strokeWidth(2) },
           fill: "tonexty", fillcolor: look.fill,
         },
         {
           type: "scatter", mode: "lines", x: step, y: p50,
-          line: { color: look.median, width: 2.5, dash: compare ? look.dash : "solid" },
+          line: { color: look.median, width: strokeWidth(2.5), dash: compare ? look.dash : "solid" },
         },
       );
       edges.push(p15, p85);

@@ -3,7 +3,7 @@
 // waterfall of one layer's pre-activation histogram over steps. Twins are stacked, A above B,
 // on one step axis and one colour scale, so the two runs compare cell by cell.
 
-import { PALETTE, PLOT_CONFIG, RUN_COLORS, axis, baseLayout, emptyLayout, sizeOf } from "./theme.js";
+import { PALETTE, PLOT_CONFIG, RUN_COLORS, axis, baseLayout, emptyLayout, sizeOf, typeSize } from "./theme.js";
 import { History, growingEnd } from "./history.js";
 import { StableRange } from "./scale.js";
 import { runOf, runView, runsOf } from "./runs.js";
@@ -26,7 +26,7 @@ function stackedAxes(runs, yFor) {
       anchor: "x",
       ...yFor(name),
       title: runs.length > 1
-        ? { text: `<b>${name}</b>`, font: { size: 16, color: RUN_COLORS[name] }, standoff: 4 }
+        ? { text: `<b>${name}</b>`, font: { size: typeSize(16), color: RUN_COLORS[name] }, standoff: 4 }
         : { text: "" },
     });
   });
@@ -45,8 +45,8 @@ function colorAxis(scale, max, title) {
     cmax: max,
     colorbar: {
       thickness: 12, len: 1, outlinewidth: 0, x: 1.03, xpad: 4,
-      tickfont: { size: 14, color: PALETTE.ink2 }, nticks: 4,
-      title: { text: title, side: "right", font: { size: 14, color: PALETTE.ink2 } },
+      tickfont: { size: typeSize(14), color: PALETTE.ink2 }, nticks: 4,
+      title: { text: title, side: "right", font: { size: typeSize(14), color: PALETTE.ink2 } },
     },
   };
 }

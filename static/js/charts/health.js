@@ -2,7 +2,7 @@
 // layer held NaN or ±inf values. Twins: bars of A (blue) beside B (orange, hatched), for the
 // measures their activations can show (saturation for sigmoid/tanh, dead units for ReLU/GELU).
 
-import { PALETTE, PLOT_CONFIG, RUN_COLORS, axis, baseLayout, emptyLayout, sizeOf } from "./theme.js";
+import { PALETTE, PLOT_CONFIG, RUN_COLORS, axis, baseLayout, emptyLayout, sizeOf, typeSize } from "./theme.js";
 import { formatCount } from "./format.js";
 import { runOf, runView, runsOf } from "./runs.js";
 
@@ -100,7 +100,7 @@ export class HealthChart {
       annotations: all.length && all.every((layer) => !layer.saturated && !layer.dead)
         ? [{
           xref: "paper", x: 0.5, yref: "paper", y: 0.75, showarrow: false,
-          text: this.compare ? "none in any layer of A or B" : "none in any layer", font: { size: 14, color: PALETTE.ink2 },
+          text: this.compare ? "none in any layer of A or B" : "none in any layer", font: { size: typeSize(14), color: PALETTE.ink2 },
         }]
         : [],
       ...(all.length ? {} : emptyLayout()),

@@ -1,7 +1,7 @@
 // One bar per layer for the newest frame of each run (A beside B in compare mode): batch norm's
 // running-average gaps in the train-vs-eval panel.
 
-import { PALETTE, PLOT_CONFIG, RUN_COLORS, axis, baseLayout, emptyLayout, sizeOf } from "./theme.js";
+import { PALETTE, PLOT_CONFIG, RUN_COLORS, axis, baseLayout, emptyLayout, sizeOf, strokeWidth } from "./theme.js";
 import { StableRange } from "./scale.js";
 import { extent } from "./history.js";
 import { logTicks } from "./loss.js";
@@ -89,7 +89,7 @@ export class LayerBarsChart {
       yaxis: axis(log ? { type: "log", range, ...logTicks(range) } : { range, nticks: 4 }),
       shapes: references.map((reference) => ({
         type: "line", xref: "paper", x0: 0, x1: 1, yref: "y", y0: reference.y, y1: reference.y,
-        line: { color: PALETTE.ink2, width: 2, dash: "dash" },
+        line: { color: PALETTE.ink2, width: strokeWidth(2), dash: "dash" },
       })),
       ...(empty ? emptyLayout(this.options.emptyNote) : {}),
     });

@@ -3,7 +3,7 @@
 // frame is recorded (cheap); drawing waits for render(), and a hidden panel draws nothing.
 
 import {
-  PALETTE, PLOT_CONFIG, RUN_COLORS, RUN_DASH, RUN_RAMPS, axis, baseLayout, depthRamp, emptyLayout, rgba, sizeOf,
+  PALETTE, PLOT_CONFIG, RUN_COLORS, RUN_DASH, RUN_RAMPS, axis, baseLayout, depthRamp, emptyLayout, rgba, sizeOf, strokeWidth, typeSize,
 } from "./theme.js";
 import { History, extent, growingEnd } from "./history.js";
 import { StableRange } from "./scale.js";
@@ -52,7 +52,7 @@ export class LinesChart {
     if (layerValue) {
       const colors = depthRamp(Math.max(layerCount, 1), this.compare ? RUN_RAMPS[name] : undefined);
       return colors.slice(0, layerCount).map((color, i) => ({
-        key: `l${i}`, color: rgba(color), dash: this.compare ? RUN_DASH[name] : "solid", width: 2,
+        key: `l${i}`, color: rgba(color), dash: this.compare ? RUN_DASH[name] : "solid", width: strokeWidth(2),
       }));
     }
     return metrics.map((metric) => ({
@@ -125,11 +125,11 @@ export class LinesChart {
     const empty = this.points === 0;
     const shapes = this.options.references.map((reference) => ({
       type: "line", xref: "paper", x0: 0, x1: 1, yref: "y", y0: reference.y, y1: reference.y,
-      line: { color: PALETTE.ink2, width: 2, dash: "dash" }, layer: "below",
+      line: { color: PALETTE.ink2, width: strokeWidth(2), dash: "dash" }, layer: "below",
     }));
     const annotations = this.options.references.filter((r) => r.label).map((reference) => ({
       xref: "paper", x: 1, xanchor: "right", yref: "y", y: log ? Math.log10(reference.y) : reference.y,
-      yanchor: "bottom", showarrow: false, text: reference.label, font: { size: 14, color: PALETTE.ink2 },
+      yanchor: "bottom", showarrow: false, text: reference.label, font: { size: typeSize(14), color: PALETTE.ink2 },
     }));
     const layout = baseLayout(sizeOf(this), {
       margin: { l: 56, r: 12, t: 8, b: 30 },

@@ -2,7 +2,9 @@
 // measured every `eval_every` steps only (null in the frames between), so it is drawn as points.
 // Twin runs (compare mode) share the axes, A in blue and B in orange.
 
-import { PALETTE, PLOT_CONFIG, RUN_COLORS, RUN_DASH, axis, baseLayout, emptyLayout, sizeOf } from "./theme.js";
+import {
+  PALETTE, PLOT_CONFIG, RUN_COLORS, RUN_DASH, axis, baseLayout, emptyLayout, sizeOf, strokeWidth, typeSize,
+} from "./theme.js";
 import { History, extent, growingEnd } from "./history.js";
 import { StableRange } from "./scale.js";
 import { formatValue } from "./format.js";
@@ -71,13 +73,13 @@ export class LossChart {
     return [
       {
         type: "scatter", mode: "lines", x: train.step, y: train.acc, yaxis: "y2",
-        line: { color: PALETTE.blue, width: 2 },
+        line: { color: PALETTE.blue, width: strokeWidth(2) },
       },
       {
         type: "scatter", mode: "lines+markers", x: test.step, y: test.acc, yaxis: "y2",
-        line: { color: PALETTE.green, width: 2 }, marker: { size: 7, color: PALETTE.green },
+        line: { color: PALETTE.green, width: strokeWidth(2) }, marker: { size: 7, color: PALETTE.green },
       },
-      { type: "scatter", mode: "lines", x: train.step, y: train.loss, line: { color: PALETTE.vermillion, width: 2.5 } },
+      { type: "scatter", mode: "lines", x: train.step, y: train.loss, line: { color: PALETTE.vermillion, width: strokeWidth(2.5) } },
     ];
   }
 
@@ -92,11 +94,11 @@ export class LossChart {
       traces.push(
         {
           type: "scatter", mode: "lines", x: train.step, y: train.acc, yaxis: "y2", opacity: 0.6,
-          line: { color, width: 1.5, dash: "dot" },
+          line: { color, width: strokeWidth(1.5), dash: "dot" },
         },
         {
           type: "scatter", mode: "lines+markers", x: test.step, y: test.acc, yaxis: "y2",
-          line: { color, width: 2, dash: RUN_DASH[name] },
+          line: { color, width: strokeWidth(2), dash: RUN_DASH[name] },
           marker: { size: 7, color, symbol: name === "B" ? "diamond" : "circle" },
         },
       );
@@ -105,7 +107,7 @@ export class LossChart {
       const train = this.train[name].columns;
       const color = RUN_COLORS[name];
       traces.push({
-        type: "scatter", mode: "lines", x: train.step, y: train.loss, line: { color, width: 2.5, dash: RUN_DASH[name] },
+        type: "scatter", mode: "lines", x: train.step, y: train.loss, line: { color, width: strokeWidth(2.5), dash: RUN_DASH[name] },
       });
     }
     return traces;
@@ -125,7 +127,7 @@ export class LossChart {
       yaxis: axis({
         type: "log",
         range: logRange ?? [-2, 1],
-        tickfont: { size: 14, color: this.compare ? PALETTE.ink2 : PALETTE.vermillion },
+        tickfont: { size: typeSize(14), color: this.compare ? PALETTE.ink2 : PALETTE.vermillion },
         ...logTicks(logRange ?? [-2, 1]),
       }),
       yaxis2: axis({
@@ -135,7 +137,7 @@ export class LossChart {
         tickvals: [0, 0.5, 1],
         ticktext: ["0", ".5", "1"],
         showgrid: false,
-        tickfont: { size: 14, color: this.compare ? PALETTE.ink2 : PALETTE.blue },
+        tickfont: { size: typeSize(14), color: this.compare ? PALETTE.ink2 : PALETTE.blue },
       }),
       datarevision: points,
       ...(empty ? emptyLayout(undefined, { withY2: true }) : {}),

@@ -9,7 +9,9 @@
 // of traces, so the page drew ~8-12 frames/s; the canvas draws the outlines in ~1 ms
 // (bench/bench_page.py measures both).
 
-import { PALETTE, PLOT_CONFIG, axis, baseLayout, depthRamp, emptyLayout, rgba, sizeOf } from "./theme.js";
+import {
+  PALETTE, PLOT_CONFIG, axis, baseLayout, depthRamp, emptyLayout, rgba, sizeOf, strokeWidth, typeSize,
+} from "./theme.js";
 import { formatValue } from "./format.js";
 import { StableRange, niceStep } from "./scale.js";
 
@@ -288,7 +290,7 @@ export class RidgeChart {
     // Far outside the canvas (a diverged twin's 1e35) is as good as just outside it.
     const px = (x) => Math.min(Math.max((x - x0) * kx, -1e5), 1e5);
     const py = (y) => Math.min(Math.max((y1 - y) * ky, -1e5), 1e5);
-    context.lineWidth = this.options.lineWidth * scale;
+    context.lineWidth = strokeWidth(this.options.lineWidth) * scale;
     outlines.forEach(({ x, y }, i) => {
       if (!x.length) return;
       context.beginPath();
@@ -370,7 +372,7 @@ export class RidgeChart {
     const bounds = this.values === "post" && this.xMode === "shared" ? OUTPUT_BOUNDS[this.activation] : null;
     const guides = (bounds ?? []).map((x) => ({
       type: "line", xref: "x", yref: "paper", x0: x, x1: x, y0: 0, y1: 1,
-      line: { color: PALETTE.vermillion, width: 2, dash: "dot" },
+      line: { color: PALETTE.vermillion, width: strokeWidth(2), dash: "dot" },
       layer: "below",
     }));
     const live = this.values === "pre" && this.xMode === "shared" ? LIVE_RANGE[this.activation] : null;
@@ -382,7 +384,7 @@ export class RidgeChart {
       annotations.push({
         xref: "x", x: 0, yref: "paper", y: 1, yanchor: "bottom", showarrow: false,
         text: compact ? "has slope" : `${this.activation} has slope here`,
-        font: { size: 14, color: "#00694d" },
+        font: { size: typeSize(14), color: "#00694d" },
       });
     }
     return baseLayout(sizeOf(this), {
@@ -403,7 +405,7 @@ export class RidgeChart {
         zeroline: false,
         showline: false,
         ticks: "",
-        title: { text: compact ? "" : rowTitle(this.layers), font: { size: 14, color: PALETTE.ink2 }, standoff: 8 },
+        title: { text: compact ? "" : rowTitle(this.layers), font: { size: typeSize(14), color: PALETTE.ink2 }, standoff: 8 },
       }),
       shapes: guides,
       annotations,

@@ -2,7 +2,9 @@
 // accuracy below it on the same rate axis, for A and B. A point that diverged has no loss: it
 // is marked ✕ at the top of the loss axis (and at the bottom of the accuracy axis).
 
-import { PALETTE, PLOT_CONFIG, RUN_COLORS, RUN_DASH, axis, baseLayout, emptyLayout, sizeOf } from "./theme.js";
+import {
+  PALETTE, PLOT_CONFIG, RUN_COLORS, RUN_DASH, axis, baseLayout, emptyLayout, sizeOf, strokeWidth, typeSize,
+} from "./theme.js";
 import { StableRange } from "./scale.js";
 import { extent } from "./history.js";
 import { logTicks } from "./loss.js";
@@ -51,7 +53,7 @@ export class SweepChart {
       const color = RUN_COLORS[name];
       const finite = results.filter((r) => !r.diverged && r.final_loss > 0);
       const diverged = results.filter((r) => r.diverged);
-      const line = { color, width: 2.5, dash: compare ? RUN_DASH[name] : "solid" };
+      const line = { color, width: strokeWidth(2.5), dash: compare ? RUN_DASH[name] : "solid" };
       const marker = { size: 10, color, symbol: name === "B" ? "diamond" : "circle" };
       traces.push({ type: "scatter", mode: "lines+markers", x: finite.map((r) => r.lr), y: finite.map((r) => r.final_loss), line, marker });
       traces.push({
@@ -76,15 +78,15 @@ export class SweepChart {
       margin: { l: 60, r: 14, t: 8, b: 50 },
       xaxis: axis({
         type: "log", range: xRange, tickmode: "array", tickvals: rates, ticktext: rates.map(formatValue), anchor: "y2",
-        title: { text: "learning rate (log)", font: { size: 14, color: PALETTE.ink2 }, standoff: 4 },
+        title: { text: "learning rate (log)", font: { size: typeSize(14), color: PALETTE.ink2 }, standoff: 4 },
       }),
       yaxis: axis({
         type: "log", domain: [0.42, 1], range: yRange, ...logTicks(yRange),
-        title: { text: "final loss", font: { size: 14, color: PALETTE.ink2 }, standoff: 6 },
+        title: { text: "final loss", font: { size: typeSize(14), color: PALETTE.ink2 }, standoff: 6 },
       }),
       yaxis2: axis({
         domain: [0, 0.32], range: [0, 1.04], tickvals: [0, 0.5, 1], ticktext: ["0", ".5", "1"], anchor: "x",
-        title: { text: "train acc", font: { size: 14, color: PALETTE.ink2 }, standoff: 6 },
+        title: { text: "train acc", font: { size: typeSize(14), color: PALETTE.ink2 }, standoff: 6 },
       }),
       ...(empty ? emptyLayout("press Sweep: one point per rate appears as each short run ends") : {}),
     });

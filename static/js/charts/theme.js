@@ -20,6 +20,13 @@ const FONT = Object.freeze({
   color: PALETTE.ink,
 });
 
+/** Presentation mode (key F): larger type and thicker lines on every chart, for a projector.
+ *  Charts read it through typeSize and strokeWidth on each draw. */
+export const presentation = { on: false };
+const PRESENT_TYPE = 18 / 14; // tick labels 14 px -> 18 px
+export const typeSize = (px) => (presentation.on ? Math.round(px * PRESENT_TYPE) : px);
+export const strokeWidth = (width) => (presentation.on ? Math.max(3, width * 1.5) : width);
+
 /** Plotly config for all charts: read-only pictures (no mode bar, no zoom, no hover) that the
  *  page resizes itself (ResizeObserver), which keeps Plotly's per-update work small. */
 export const PLOT_CONFIG = Object.freeze({
@@ -34,16 +41,16 @@ export function axis(overrides = {}) {
   return {
     showline: true,
     linecolor: PALETTE.zero,
-    linewidth: 1,
+    linewidth: strokeWidth(1) > 1 ? 2 : 1,
     ticks: "outside",
     ticklen: 4,
     tickcolor: PALETTE.zero,
     gridcolor: PALETTE.grid,
     zerolinecolor: PALETTE.zero,
-    tickfont: { size: FONT.size, color: PALETTE.ink2 },
+    tickfont: { size: typeSize(FONT.size), color: PALETTE.ink2 },
     tickangle: 0,
     exponentformat: "e", // 1e+35 rather than a row of zeros when a run blows up
-    title: { font: { size: FONT.size, color: PALETTE.ink2 }, standoff: 6 },
+    title: { font: { size: typeSize(FONT.size), color: PALETTE.ink2 }, standoff: 6 },
     automargin: false, // fixed margins: no layout jumps when tick labels change width
     fixedrange: true,
     ...overrides,
@@ -61,7 +68,7 @@ export function emptyLayout(note = "appears when a run starts", { withY2 = false
     shapes: [],
     annotations: note ? [{
       xref: "paper", x: 0.5, yref: "paper", y: 0.5, showarrow: false,
-      text: note, font: { size: 14, color: PALETTE.ink2 },
+      text: note, font: { size: typeSize(14), color: PALETTE.ink2 },
     }] : [],
   };
 }
@@ -83,7 +90,7 @@ export function baseLayout(size, overrides = {}) {
     width: Math.max(size.width, 10),
     height: Math.max(size.height, 10),
     autosize: false,
-    font: { ...FONT },
+    font: { ...FONT, size: typeSize(FONT.size) },
     paper_bgcolor: "rgba(0,0,0,0)",
     plot_bgcolor: "rgba(0,0,0,0)",
     showlegend: false,
