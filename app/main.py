@@ -24,6 +24,7 @@ from fastapi.templating import Jinja2Templates
 
 from app import __version__
 from app.config import Settings
+from app.lessons import LESSONS
 from app.monitor import LoopLagMonitor
 from app.presets import DEFAULT_PRESET, PRESETS
 from app.rooms import Rooms, normalise_code
@@ -110,6 +111,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "presets": [p.to_wire() for p in PRESETS],
                 "default_preset": DEFAULT_PRESET.id,
                 "schema": config_schema(),
+                "lessons": [lesson.to_wire() for lesson in LESSONS],
             },
         )
 
@@ -141,6 +143,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/api/presets")
     async def get_presets() -> list[dict[str, Any]]:
         return [p.to_wire() for p in PRESETS]
+
+    @app.get("/api/lessons")
+    async def get_lessons() -> list[dict[str, Any]]:
+        return [lesson.to_wire() for lesson in LESSONS]
 
     @app.get("/api/stats")
     async def get_stats() -> dict[str, Any]:

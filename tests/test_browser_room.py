@@ -145,3 +145,33 @@ def test_presentation_mode_is_large_and_reaches_the_rooms_viewers(lab: Lab, stud
     )
     teacher.page.click("#btn-room-end")
     assert teacher.errors == [] and student.errors == []
+
+
+def test_a_lesson_steps_through_its_presets_for_the_whole_room(lab: Lab, student: Lab) -> None:
+    teacher = lab
+    teacher.open()
+    teacher.page.select_option("#lesson", "why-normalize")
+    expect(teacher.page.locator("#lesson-progress")).to_have_text("Step 1 of 7")
+    expect(teacher.page.locator("#preset")).to_have_value("sigmoid-saturation")
+    question = teacher.page.evaluate(
+        "JSON.parse(document.getElementById('shiftscope-boot').textContent).presets"
+        ".find((p) => p.id === 'sigmoid-batchnorm')"
+    )
+    expect(teacher.page.locator("#lesson-answer")).to_be_hidden()  # predict first
+    code = _share(teacher)
+    _join_by_link(student, code)
+    teacher.page.keyboard.press("PageDown")  # a presentation clicker's "next"
+    expect(teacher.page.locator("#lesson-progress")).to_have_text("Step 2 of 7")
+    expect(teacher.page.locator("#preset")).to_have_value("sigmoid-batchnorm")
+    expect(teacher.page.locator("#lesson-predict")).to_have_text(question["question"])
+    # The room's viewers are on the same step, with its preset, and see the answer when it is revealed.
+    expect(student.page.locator("#lesson-progress")).to_have_text("Step 2 of 7")
+    expect(student.page.locator("#preset")).to_have_value("sigmoid-batchnorm")
+    teacher.page.click("#btn-lesson-reveal")
+    expect(student.page.locator("#lesson-answer")).to_have_text(question["look_for"])
+    # A viewer cannot move the lesson on.
+    student.page.keyboard.press("PageDown")
+    student.page.wait_for_timeout(300)
+    assert student.value("s.lesson.step") == 1 and teacher.value("s.lesson.step") == 1
+    teacher.page.click("#btn-room-end")
+    assert teacher.errors == [] and student.errors == []

@@ -4,7 +4,9 @@
 
 /** Install the facade; `shownRun()` is the `started` of the run the charts show; `charts`
  *  every chart object (the ridge pairs' own charts among them). */
-export function installFacade({ version, stats, player, socket, ridge, pageState, views, panels, loop, room, shownRun, charts }) {
+export function installFacade({
+  version, stats, player, socket, ridge, pageState, views, panels, loop, room, lessons, shownRun, charts,
+}) {
   window.shiftscope = Object.freeze({
     version,
     get framesReceived() { return stats.framesReceived; },
@@ -29,6 +31,8 @@ export function installFacade({ version, stats, player, socket, ridge, pageState
     get view() { return views.current; },
     get sweepResults() { return stats.sweepResults; },
     /** The classroom: this page's role in a room (teacher, viewer or null), its code, viewers. */
+    /** The lesson shown: {lesson, step, revealed}, or null. */
+    get lesson() { return lessons.state; },
     get room() { return { role: room.role, code: room.code, viewers: room.viewers ?? 0, following: room.following }; },
     get sweeping() { return player.sweeping && player.active; },
     /** Points (or cells, or bars) each chart of a panel holds: what it has to draw. */

@@ -1,5 +1,6 @@
 // Keyboard control for a projected demo: Space play/pause, N step, R reset, 1–5 norm,
-// ←/→ learning rate, P preset menu, C compare A / B, F presentation mode. Keys are left alone while the user types in a field.
+// ←/→ learning rate, P preset menu, C compare A / B, F presentation mode,
+// PageDown/PageUp the lesson's next/previous step. Keys are left alone while the user types in a field.
 
 const TYPING = new Set(["text", "number", "search", "email", "url", "tel", "password"]);
 
@@ -46,6 +47,8 @@ export function installKeyboard(target, actions) {
       actions.toggleCompare();
     } else if ((key === "f" || key === "F") && actions.togglePresent) {
       actions.togglePresent();
+    } else if ((key === "PageDown" || key === "PageUp") && actions.lessonStep) {
+      handled = actions.lessonStep(key === "PageDown" ? 1 : -1); // a presentation clicker's keys
     } else if (/^[1-9]$/.test(key)) {
       handled = actions.selectNorm(Number(key) - 1);
     } else if (arrow && !ownsArrows(event.target)) {

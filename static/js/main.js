@@ -24,6 +24,7 @@ import { ClaimChecks } from "./checks.js";
 import { FrameQueue } from "./charts/frames.js";
 import { isCompare, runOf } from "./charts/runs.js";
 import { RoomClient } from "./room.js";
+import { Lessons } from "./lessons.js";
 import { presentation } from "./charts/theme.js";
 
 const byId = (id) => document.getElementById(id);
@@ -295,7 +296,24 @@ const actions = {
   focusPreset: () => controls.focusPreset(),
   toggleCompare: () => compare.toggleOn(),
   togglePresent: () => setPresentation(!presentation.on, { fullscreen: true }),
+  lessonStep: (direction) => {
+    if (!lessons.lesson) return false;
+    if (direction > 0) lessons.next();
+    else lessons.previous();
+    return true;
+  },
 };
+
+const lessons = new Lessons({
+  lessons: boot.lessons,
+  presets: boot.presets,
+  selectPreset: (id) => controls.selectPreset(id),
+  elements: {
+    box: byId("lesson-box"), menu: byId("lesson"), title: byId("lesson-title"), progress: byId("lesson-progress"),
+    note: byId("lesson-note"), predict: byId("lesson-predict"), answer: byId("lesson-answer"),
+    reveal: byId("btn-lesson-reveal"), next: byId("btn-lesson-next"), previous: byId("btn-lesson-previous"),
+  },
+});
 
 /** Presentation mode: large type and thick lines on every chart, the settings hidden (the keys
  *  and a minimal bar still drive the run), full screen when asked from a key or a click. */
@@ -319,7 +337,9 @@ buttons.pause.addEventListener("click", actions.pause);
 buttons.step.addEventListener("click", actions.step);
 buttons.reset.addEventListener("click", actions.reset);
 // A room's viewer watches: the teacher's run plays here and the keys that would steer it do nothing.
-const STEERING_KEYS = new Set(["togglePlay", "step", "reset", "selectNorm", "nudgeLearningRate", "toggleCompare"]);
+const STEERING_KEYS = new Set([
+  "togglePlay", "step", "reset", "selectNorm", "nudgeLearningRate", "toggleCompare", "lessonStep",
+]);
 // (F stays a viewer's own: presentation mode is how this screen looks, not the room's run.)
 installKeyboard(document, Object.fromEntries(Object.entries(actions).map(([name, act]) => [
   name, (...args) => (room.viewing && STEERING_KEYS.has(name) ? false : act(...args)),
@@ -475,10 +495,14 @@ const room = new RoomClient({
     onFork: () => actions.play(), // the form holds the room's config: train it as your own run
   },
   // The teacher's presentation mode travels with their page state; a following viewer takes it.
-  extraState: () => ({ present: presentation.on }),
-  applyExtra: (state) => { if (typeof state.present === "boolean") setPresentation(state.present); },
+  extraState: () => ({ present: presentation.on, lesson: lessons.state }),
+  applyExtra: (state) => {
+    if (typeof state.present === "boolean") setPresentation(state.present);
+    if ("lesson" in state) lessons.apply(state.lesson);
+  },
   onViewing: (viewing) => {
     configForm.inert = viewing; // the teacher's settings, shown, not edited
+    byId("lesson-box").inert = viewing; // the teacher moves the lesson on
     refreshButtons();
   },
 });
@@ -494,6 +518,6 @@ refreshButtons();
 socket.connect();
 
 installFacade({
-  version: boot.version, stats, player, socket, ridge, pageState, views, panels, loop, room, shownRun: () => shownRun,
+  version: boot.version, stats, player, socket, ridge, pageState, views, panels, loop, room, lessons, shownRun: () => shownRun,
   charts: sized,
 });
