@@ -20,6 +20,7 @@ takes both back. Past it, or on `room_close`, viewers are told the room ended.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import secrets
@@ -42,6 +43,7 @@ CODE_LENGTH = 6
 # Run messages a room republishes; everything else a teacher receives (errors, room replies,
 # hello, queued) is for the teacher alone.
 PUBLISHED = frozenset({"started", "state", "sweep_result"})
+ANNOUNCE_EVERY_S = 0.5  # viewers hear the viewer count at most this often
 
 
 class RoomError(Exception):
@@ -80,8 +82,10 @@ class RoomHistory:
         self.state: str | None = None
         self._stride = 1
         self._seen = 0  # frames offered since the run started
+        self._message: str | None = None  # message(), until the next change: joiners share it
 
     def add(self, text: str, kind: str) -> None:
+        self._message = None
         if kind == "started":
             self.started, self.frames, self.results, self.state = text, [], [], None
             self._stride, self._seen = 1, 0
@@ -99,9 +103,12 @@ class RoomHistory:
             self.state = text
 
     def message(self) -> str:
-        """One `history` message built from the stored texts, without re-encoding them."""
-        parts = [t for t in (self.started, *self.frames, *self.results, self.state) if t is not None]
-        return '{"type":"history","messages":[' + ",".join(parts) + "]}"
+        """One `history` message built from the stored texts, without re-encoding them; the same
+        text (one copy in memory) for every joiner until the run says more."""
+        if self._message is None:
+            parts = [t for t in (self.started, *self.frames, *self.results, self.state) if t is not None]
+            self._message = '{"type":"history","messages":[' + ",".join(parts) + "]}"
+        return self._message
 
 
 @dataclass(eq=False)
@@ -119,6 +126,7 @@ class Room:
     dropped_at: float | None = None  # the teacher's connection went away at (monotonic)
     active_at: float = field(default_factory=time.monotonic)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    announcing: bool = False  # a viewer-count message to viewers is scheduled
 
     def publish(self, text: str, slot: str | None, keep: bool) -> None:
         """A message of the teacher's run (any thread): recorded, then handed to every viewer."""
@@ -301,8 +309,17 @@ class Rooms:
         room.active_at = self._clock()
 
     def _announce(self, room: Room) -> None:
-        """The viewer count and lock state, to the teacher and every viewer."""
-        summary = room.summary("viewer")
-        room.say(summary)
+        """The viewer count and lock state, to the teacher at once and to every viewer at most
+        every ANNOUNCE_EVERY_S: a class of V joining at once costs ~V such messages, not V²/2."""
         if room.teacher is not None and room.present:
             room.teacher.put(room.summary("teacher"))
+        if room.announcing:
+            return
+        room.announcing = True
+
+        def announce() -> None:
+            room.announcing = False
+            if self.is_open(room):
+                room.say(room.summary("viewer"))
+
+        asyncio.get_running_loop().call_later(ANNOUNCE_EVERY_S, announce)
