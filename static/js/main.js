@@ -502,6 +502,10 @@ const room = new RoomClient({
   },
   onViewing: (viewing) => {
     configForm.inert = viewing; // the teacher's settings, shown, not edited
+    // The settings column still scrolls: with its form inert, the column itself takes the focus.
+    const panel = configForm.closest(".panel");
+    if (viewing) panel.setAttribute("tabindex", "0");
+    else panel.removeAttribute("tabindex");
     byId("lesson-box").inert = viewing; // the teacher moves the lesson on
     refreshButtons();
   },
