@@ -175,3 +175,22 @@ def test_a_lesson_steps_through_its_presets_for_the_whole_room(lab: Lab, student
     assert student.value("s.lesson.step") == 1 and teacher.value("s.lesson.step") == 1
     teacher.page.click("#btn-room-end")
     assert teacher.errors == [] and student.errors == []
+
+
+def test_a_link_can_hide_the_controls_a_lesson_step_does_not_need(lab: Lab) -> None:
+    lab.open("preset=sigmoid-batchnorm&controls=norm")
+    expect(lab.page.locator('.field[data-field="norm"]')).to_be_visible()
+    for hidden in ("depth", "lr", "arch", "activation"):
+        expect(lab.page.locator(f'.field[data-field="{hidden}"]')).to_be_hidden()
+    expect(lab.page.locator("#more")).to_be_hidden()
+    expect(lab.page.locator("#btn-play")).to_be_visible()  # the transport stays
+    lab.page.keyboard.press("1")  # the page still works: no norm, then play
+    lab.page.click("#btn-play")
+    lab.wait("s.state === 'running' && s.lastConfig.norm === 'none'")
+    # The address bar keeps the hiding as the link gave it.
+    assert "controls=norm" in lab.page.evaluate("location.search")
+    lab.open("preset_hide=true&depth_hide=true")
+    expect(lab.page.locator(".preset-field")).to_be_hidden()
+    expect(lab.page.locator('.field[data-field="depth"]')).to_be_hidden()
+    expect(lab.page.locator('.field[data-field="lr"]')).to_be_visible()
+    assert lab.errors == []

@@ -25,6 +25,7 @@ import { FrameQueue } from "./charts/frames.js";
 import { isCompare, runOf } from "./charts/runs.js";
 import { RoomClient } from "./room.js";
 import { Lessons } from "./lessons.js";
+import { applyHiding, hiddenByLink } from "./hiding.js";
 import { presentation } from "./charts/theme.js";
 
 const byId = (id) => document.getElementById(id);
@@ -514,6 +515,7 @@ const room = new RoomClient({
 // --- start ----------------------------------------------------------------------------------------
 
 const { unknownPreset } = pageState.loadFromUrl(window.location.search);
+applyHiding(configForm, hiddenByLink(window.location.search, Object.keys(boot.schema.properties)));
 refreshMirrors();
 diagram.show(pageState.config);
 if (unknownPreset) alerts.show("preset", "Unknown preset:", `“${unknownPreset}”; showing the default instead.`);
