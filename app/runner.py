@@ -223,7 +223,8 @@ class Run:
                 logger.warning("run %s ran out of memory: %s", self.run_id, str(exc)[:200])
                 message = (
                     "the run needed more memory than a run may use on this server "
-                    "(SHIFTSCOPE_WORKER_MEMORY_BYTES): lower batch_size, width or depth"
+                    "(SHIFTSCOPE_WORKER_MEMORY_BYTES): lower batch_size, width or depth "
+                    f"({type(exc).__name__})"
                 )
             else:
                 logger.exception("run %s failed", self.run_id)

@@ -51,8 +51,9 @@ def _healthy(url: str) -> bool:
 
 
 @contextmanager
-def serve_app(port: int | None = None) -> Iterator[str]:
-    """Base URL of the real app, served by uvicorn in a subprocess as in production."""
+def serve_app(port: int | None = None, env: dict[str, str] | None = None) -> Iterator[str]:
+    """Base URL of the real app, served by uvicorn in a subprocess as in production; `env`
+    adds SHIFTSCOPE_* settings."""
     port = port or free_port()
     url = f"http://127.0.0.1:{port}"
     command = [
@@ -61,7 +62,8 @@ def serve_app(port: int | None = None) -> Iterator[str]:
         "--ws-per-message-deflate", "false", "--log-level", "warning",
     ]  # fmt: skip
     with tempfile.TemporaryFile(mode="w+") as log:
-        server = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        environment = {**os.environ, **(env or {})}
+        server = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=environment)
         try:
             deadline = time.monotonic() + SERVER_START_TIMEOUT_S
             while not _healthy(url):  # a bounded poll: the server is ready when /healthz answers

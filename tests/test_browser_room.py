@@ -194,3 +194,36 @@ def test_a_link_can_hide_the_controls_a_lesson_step_does_not_need(lab: Lab) -> N
     expect(lab.page.locator('.field[data-field="depth"]')).to_be_hidden()
     expect(lab.page.locator('.field[data-field="lr"]')).to_be_visible()
     assert lab.errors == []
+
+
+@pytest.fixture(scope="module")
+def short_grace() -> Iterator[str]:
+    from browser_fixtures import serve_app
+
+    with serve_app(env={"SHIFTSCOPE_ROOM_GRACE_S": "3"}) as url:
+        yield url
+
+
+def test_a_teacher_who_reloads_keeps_the_room_and_one_who_leaves_ends_it(
+    chromium: object, short_grace: str
+) -> None:
+    with open_lab(chromium, short_grace) as teacher, open_lab(chromium, short_grace) as student:
+        teacher.open(FAST)
+        code = _share(teacher)
+        _join_by_link(student, code)
+        teacher.page.click("#btn-play")
+        student.wait("s.lastStep >= 10")
+        # A reload: the page takes its room back with the key it kept (sessionStorage), and the
+        # run that went on meanwhile is its own again.
+        teacher.page.reload()
+        teacher.page.wait_for_function("window.shiftscope && window.shiftscope.room.role === 'teacher'")
+        assert teacher.value("s.room.code") == code
+        teacher.wait("s.state === 'running' && s.lastStep >= 20")
+        assert student.value("s.room.role") == "viewer"
+        teacher.page.click("#btn-pause")
+        student.wait("s.state === 'paused'")
+        # The teacher's tab closes for good: past the grace period the student's page says so.
+        teacher.page.close()
+        expect(student.page.locator("#alerts")).to_contain_text("The room has ended", timeout=20_000)
+        student.wait("s.room.role === null")
+        assert student.errors == []
