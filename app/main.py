@@ -18,7 +18,7 @@ import plotly
 import segno
 import torch
 from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect, status
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
@@ -135,6 +135,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz() -> JSONResponse:
+        """Ready when every run slot has a warm worker (503 while they warm up: ~3.6 s after
+        start-up or after a worker is replaced). /healthz only says the server is alive."""
+        pool: WorkerPool = app.state.pool
+        body = {
+            "status": "ready" if pool.ready else "warming",
+            "workers_warm": pool.warm_count,
+            "slots": pool.size,
+        }
+        return JSONResponse(body, status_code=200 if pool.ready else 503)
 
     @app.get("/api/config-schema")
     async def get_config_schema() -> dict[str, Any]:

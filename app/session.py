@@ -255,7 +255,9 @@ class Session:
         )
 
     def _queued(self, position: int) -> None:
-        self.outbox.put({"type": "queued", "position": position, "runs": self.pool.size})
+        # No warm worker at all: the wait is the start-up's warm-up, not other people's runs.
+        warming = self.pool.warm_count == 0
+        self.outbox.put({"type": "queued", "position": position, "runs": self.pool.size, "warming": warming})
 
     def _cancel_start(self) -> None:
         if self._starting is not None:

@@ -337,6 +337,7 @@ class Worker:
         self.job: RemoteRun | None = None
         self.alive = True
         self.retired = False  # it said it would exit after its job (memory): not a crash
+        self.warm = False  # it has imported torch and run its warm-up: ready for a job
         self._on_idle, self._on_exit = on_idle, on_exit
         self._send_lock = threading.Lock()
         self._reader = threading.Thread(target=self._read, name=f"worker-{self.pid}", daemon=True)
@@ -373,6 +374,7 @@ class Worker:
                 break
             kind = data[:1]
             if kind in (IDLE, RETIRE):
+                self.warm = True
                 job, self.job = self.job, None
                 if job is not None:
                     job.end()
@@ -433,6 +435,15 @@ class WorkerPool:
     @property
     def queue_length(self) -> int:
         return len(self._waiters)
+
+    @property
+    def warm_count(self) -> int:
+        return sum(1 for worker in self.workers if worker.warm and worker.alive)
+
+    @property
+    def ready(self) -> bool:
+        """Every run slot has a warm worker (a replacement warms up in ~3.6 s)."""
+        return self.warm_count >= self.size
 
     async def acquire(self, on_position: Callable[[int], None]) -> Worker:
         """An idle worker, now or after waiting in line; raises Busy when the line is full."""

@@ -115,3 +115,29 @@ def test_one_address_holds_at_most_its_share_of_runs_and_places_in_line() -> Non
             _send(first, {"type": "stop"})
             ended = _until(third, lambda m: m["type"] == "state" and m["state"] != "running")
             assert ended["state"] == "done"
+
+
+def test_readyz_says_warming_until_every_slot_has_a_warm_worker() -> None:
+    # /healthz answers as soon as the server is up; /readyz only once the workers have imported
+    # torch and warmed up (~3.6 s), and again while a replacement warms after a crash.
+    import httpx
+
+    with serve(Settings(max_runs=1)) as server:
+        pool = server.app.state.pool
+        assert httpx.get(f"{server.http}/healthz").status_code == 200
+        eventually(lambda: httpx.get(f"{server.http}/readyz").status_code == 200, timeout=60)
+        assert httpx.get(f"{server.http}/readyz").json() == {"status": "ready", "workers_warm": 1, "slots": 1}
+        (worker,) = pool.workers
+        os.kill(worker.pid, signal.SIGKILL)
+        eventually(lambda: httpx.get(f"{server.http}/readyz").status_code == 503)
+        assert httpx.get(f"{server.http}/readyz").json()["status"] == "warming"
+        # A start meanwhile is told it waits for the warm-up, not for other people's runs.
+        with _open(server) as ws:
+            _send(ws, {"type": "start", "config": {**SMALL, "steps": 10}})
+            first = _until(ws, lambda m: m["type"] in ("queued", "started"))
+            if first["type"] == "queued":  # unless the replacement was already warm
+                assert first["warming"] is True
+            assert (
+                _until(ws, lambda m: m["type"] == "state" and m["state"] != "running", 60)["state"] == "done"
+            )
+        eventually(lambda: httpx.get(f"{server.http}/readyz").status_code == 200, timeout=60)

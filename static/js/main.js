@@ -204,6 +204,7 @@ function refreshButtons() {
 /** The state badge: the server's state, or what the page is waiting for. */
 function shownState() {
   if (player.state === "offline") return "offline";
+  if (player.queuePosition !== null && player.warming) return "warming up: the server is starting its workers";
   if (player.queuePosition !== null) return `waiting: #${player.queuePosition} in line`;
   if (player.pendingStart) return "starting";
   return player.state;

@@ -151,6 +151,7 @@ export class Player {
 
   queued(message) {
     this.queuePosition = message.position;
+    this.warming = Boolean(message.warming); // the server's workers are still starting up
     this.changed();
   }
 
