@@ -42,6 +42,10 @@ from app.session import Session
 from app.workers import WorkerPool
 
 ROOT = Path(__file__).resolve().parent.parent
+# Frames a client that acknowledges (`seen`) may have in flight: ~0.5 s at 30 frames/s, above
+# what arrives between two of the page's acknowledgements (every 250 ms) plus a round trip. A
+# reader of r frames a second then sees frames at most ~FLOW_WINDOW / r seconds old.
+FLOW_WINDOW = 16
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 
 logger = logging.getLogger(__name__)
@@ -259,12 +263,18 @@ async def serve_session(websocket: WebSocket, app: FastAPI, address_limit: RateL
     def jobs_of(address: str) -> int:
         return sum(1 for other in app.state.sessions if other.client == address and other.holds_job)
 
+    flow = FlowWindow()
+
+    def seen(frames: int) -> None:
+        flow.seen(frames)
+        wake.set()  # frames held for this client may go now
+
     session = Session(
-        outbox, settings, pool, app.state.cuda_available, close_busy, client, jobs_of, app.state.rooms
+        outbox, settings, pool, app.state.cuda_available, close_busy, client, jobs_of, app.state.rooms, seen
     )
     limiter = RateLimit(settings.max_messages_per_s, settings.message_burst)
     app.state.sessions.add(session)
-    sender = asyncio.create_task(_send_loop(websocket, outbox, wake, settings.send_timeout_s))
+    sender = asyncio.create_task(_send_loop(websocket, outbox, wake, settings.send_timeout_s, flow))
     outbox.put(
         {
             "type": "hello",
@@ -295,7 +305,10 @@ async def serve_session(websocket: WebSocket, app: FastAPI, address_limit: RateL
                 limit = f"at most {settings.max_messages_per_s:g} messages a second"
                 await _policy_close(websocket, outbox, sender, "rate_limited", f"too many messages: {limit}")
                 break
-            if not address_limit.allow():
+            # Acknowledgements (flow control) are tiny and cheap: a class behind one NAT address
+            # sends several a second each, so they count against the connection's limit only.
+            acknowledgement = text is not None and len(text) < 64 and text.startswith('{"type":"seen"')
+            if not acknowledgement and not address_limit.allow():
                 limit = f"at most {settings.max_messages_per_s_per_client:g} a second from one address"
                 await _policy_close(websocket, outbox, sender, "rate_limited", f"too many messages: {limit}")
                 break
@@ -360,17 +373,46 @@ async def _next_message(websocket: WebSocket, sender: asyncio.Task[None], timeou
     raise TimeoutError
 
 
-async def _send_loop(websocket: WebSocket, outbox: Outbox, wake: asyncio.Event, send_timeout: float) -> None:
+class FlowWindow:
+    """Frames sent to one client and frames it says it has received (`seen` messages). Off until
+    the client's first `seen`: then at most FLOW_WINDOW frames are in flight, so a client that
+    reads slower than the run writes gets the newest frame, not an ever older backlog: a viewer
+    reading a frame every 0.1 s from a 30 frames/s room saw frames 13.5 s old after 20 s, and
+    now ~1.6 s (FLOW_WINDOW / its 10 reads a second), whatever the time."""
+
+    def __init__(self, window: int = FLOW_WINDOW) -> None:
+        self.window = window
+        self.sent = 0
+        self.acknowledged: int | None = None
+
+    def seen(self, frames: int) -> None:
+        self.acknowledged = min(frames, self.sent)  # a client cannot see what was never sent
+
+    @property
+    def full(self) -> bool:
+        return self.acknowledged is not None and self.sent - self.acknowledged >= self.window
+
+
+async def _send_loop(
+    websocket: WebSocket, outbox: Outbox, wake: asyncio.Event, send_timeout: float, flow: FlowWindow
+) -> None:
     """Drains the outbox. A send waits only while the socket's buffers are full: one that waits
-    `send_timeout` seconds means the client stopped reading, and ending here ends the session."""
+    `send_timeout` seconds means the client stopped reading, and ending here ends the session.
+    While the client's flow window is full, ordinary frames go back to their slot (the newest
+    one waits there); control messages and measurement-carrying frames always go."""
     try:
         while True:
             await wake.wait()
             wake.clear()
-            for text in outbox.take():
+            for text, slot, kept in outbox.take_tagged():
+                if slot is not None and not kept and flow.full:
+                    outbox.put_back(text, slot)
+                    continue
                 # Not wait_for: on 3.11 it can swallow the cancel that _close sends this task.
                 async with asyncio.timeout(send_timeout):
                     await websocket.send_text(text)
+                if slot is not None:
+                    flow.sent += 1
     except TimeoutError:
         logger.warning("a client read nothing for %g s; dropping its session", send_timeout)
     except (WebSocketDisconnect, RuntimeError, OSError):

@@ -99,6 +99,15 @@ class Outbox:
             self._frames.clear()
             return out
 
+    def put_back(self, text: str, slot: str) -> None:
+        """Return an unsent frame to its slot, unless a newer one for that slot came meanwhile
+        (flow control: the newest frame waits for the client, older ones are dropped)."""
+        with self._lock:
+            if slot in self._frames:
+                self.frames_dropped += 1
+            else:
+                self._frames[slot] = text
+
     def take(self) -> list[str]:
         return [text for text, _, _ in self.take_tagged()]
 

@@ -350,7 +350,19 @@ RoomMessage = (
 RunMessage = (
     StartMessage | SweepMessage | PauseMessage | ResumeMessage | StepMessage | StopMessage | SetMessage
 )
-ClientMessage = Annotated[RunMessage | RoomMessage, Field(discriminator="type")]
+
+
+class SeenMessage(BaseModel):
+    """Flow control (optional): how many `frame` messages this connection has received so far.
+    A client that sends it gets at most FLOW_WINDOW frames ahead of what it has seen; the
+    newest frame waits for it, and older unsent ones are dropped, as for a stalled client."""
+
+    model_config = _STRICT
+    type: Literal["seen"]
+    frames: int = Field(ge=0, le=2**53)
+
+
+ClientMessage = Annotated[RunMessage | RoomMessage | SeenMessage, Field(discriminator="type")]
 _CLIENT_MESSAGE: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
 
 

@@ -24,6 +24,7 @@ from app.schemas import (
     RoomOpenMessage,
     RoomRejoinMessage,
     RoomStateMessage,
+    SeenMessage,
     SetMessage,
     StartMessage,
     StepMessage,
@@ -48,9 +49,11 @@ class Session:
         client: str = "unknown",
         jobs_of: Callable[[str], int] = lambda client: 0,
         rooms: Rooms | None = None,
+        on_seen: Callable[[int], None] = lambda frames: None,
     ) -> None:
         self.outbox = outbox
         self.client = client  # the peer's address: its running and waiting jobs are capped
+        self._on_seen = on_seen  # flow control: the frames the client says it has received
         self._jobs_of = jobs_of  # jobs (running or waiting) of an address's sessions
         self.settings = settings
         self.pool = pool
@@ -89,6 +92,9 @@ class Session:
 
     def handle(self, message: ClientMessage) -> None:
         """Act on one message; raises ProtocolError for anything refused."""
+        if isinstance(message, SeenMessage):
+            self._on_seen(message.frames)
+            return
         if isinstance(message, RoomMessage):
             try:
                 self._handle_room(message)

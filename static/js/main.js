@@ -100,6 +100,7 @@ const sweepPanel = new SweepPanel({
 });
 const alerts = new Alerts(byId("alerts"));
 const socket = new Socket();
+socket.acknowledgeFrames();
 const player = new Player(socket, { wire: (config) => wireConfig(boot.schema, config) });
 const buttons = { play: byId("btn-play"), pause: byId("btn-pause"), step: byId("btn-step"), reset: byId("btn-reset") };
 const app = byId("app");

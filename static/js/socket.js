@@ -28,6 +28,7 @@ export class Socket {
     this.retryMs = this.options.firstRetryMs;
     this.retryTimer = null;
     this.reconnect = true; // false after hold(): stay closed until connect() is called again
+    this.framesIn = 0;     // `frame` messages received on the current connection
   }
 
   /** Call `handler(message)` for every message whose type is `type`; also "open" and "close". */
@@ -49,6 +50,7 @@ export class Socket {
     this.ws = ws;
     ws.addEventListener("open", () => {
       this.retryMs = this.options.firstRetryMs;
+      this.framesIn = 0; // the server counts the frames it sends per connection
       this.emit("open", {});
     });
     ws.addEventListener("message", (event) => this.receive(event.data));
@@ -85,7 +87,20 @@ export class Socket {
     } catch {
       return; // the server only sends JSON; a garbled frame is not worth a console error
     }
-    if (message && typeof message.type === "string") this.emit(message.type, message);
+    if (!message || typeof message.type !== "string") return;
+    if (message.type === "frame") this.framesIn += 1; // what `seen` acknowledges (flow control)
+    this.emit(message.type, message);
+  }
+
+  /** Flow control: tell the server how many frames have arrived on this connection, at most
+   *  every `everyMs` and only when more came. The server then keeps at most a small window of
+   *  frames in flight, so a slow device gets the newest frame, not a growing backlog. */
+  acknowledgeFrames(everyMs = 250) {
+    let told = 0;
+    setInterval(() => {
+      if (this.isOpen && this.framesIn !== told && this.send({ type: "seen", frames: this.framesIn })) told = this.framesIn;
+    }, everyMs);
+    this.on("open", () => { told = 0; });
   }
 
   emit(type, message) {
