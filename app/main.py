@@ -71,20 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             recycle_bytes=settings.worker_recycle_bytes,
         )
         app.state.loop_lag = LoopLagMonitor()
-        app.state.rooms = (
-            Rooms(
-                settings.max_rooms,
-                settings.max_rooms_per_client,
-                settings.max_viewers_per_room,
-                settings.room_history_frames,
-                settings.room_grace_s,
-                settings.room_idle_s,
-                settings.room_join_failure_burst,
-                settings.room_join_failures_per_minute,
-            )
-            if settings.max_rooms > 0
-            else None
-        )
+        app.state.rooms = Rooms.from_settings(settings)
         await app.state.pool.start()
         app.state.loop_lag.start()
         expiry = asyncio.create_task(_expire_rooms(app.state.rooms)) if app.state.rooms is not None else None
@@ -223,7 +210,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             limits[client] = RateLimit(settings.max_messages_per_s_per_client, settings.client_message_burst)
         try:
             await websocket.accept()
-            await serve_session(websocket, app, limits[client])
+            await serve_session(websocket, app, client, limits[client])
         finally:
             clients[client] -= 1
             if clients[client] <= 0:
@@ -240,7 +227,7 @@ async def _expire_rooms(rooms: Rooms) -> None:
         rooms.expire()
 
 
-async def serve_session(websocket: WebSocket, app: FastAPI, address_limit: RateLimit) -> None:
+async def serve_session(websocket: WebSocket, app: FastAPI, client: str, address_limit: RateLimit) -> None:
     """Receive loop for one connection, with a sender task draining the session's outbox."""
     settings: Settings = app.state.settings
     loop = asyncio.get_running_loop()
@@ -257,8 +244,6 @@ async def serve_session(websocket: WebSocket, app: FastAPI, address_limit: RateL
     def close_busy() -> None:
         # Everything pending (the 'busy' message last) goes out, then a clean "try again later".
         closing.append(asyncio.create_task(_close(websocket, sender, outbox.take(), 1013, "busy")))
-
-    client = websocket.client.host if websocket.client else "unknown"
 
     def jobs_of(address: str) -> int:
         return sum(1 for other in app.state.sessions if other.client == address and other.holds_job)

@@ -32,6 +32,7 @@ from typing import Any
 
 import orjson
 
+from app.config import Settings
 from app.runner import Outbox, encode
 from app.security import FailureThrottle
 
@@ -184,6 +185,22 @@ class Rooms:
         self._joins = FailureThrottle(join_burst, joins_per_minute)  # failed joins per address
         self._rooms: dict[str, Room] = {}
         self._clock = clock
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Rooms | None:
+        """The server's rooms with its limits; None where rooms are off (`max_rooms` 0)."""
+        if settings.max_rooms <= 0:
+            return None
+        return cls(
+            settings.max_rooms,
+            settings.max_rooms_per_client,
+            settings.max_viewers_per_room,
+            settings.room_history_frames,
+            settings.room_grace_s,
+            settings.room_idle_s,
+            settings.room_join_failure_burst,
+            settings.room_join_failures_per_minute,
+        )
 
     def __len__(self) -> int:
         return len(self._rooms)

@@ -49,7 +49,6 @@ import asyncio
 import contextlib
 import json
 import statistics
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -68,8 +67,7 @@ from load import (
     open_sessions,
     percentile,
     rate,
-    start_server,
-    stop_server,
+    running_server,
 )
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
@@ -287,21 +285,13 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         "SHIFTSCOPE_ROOM_JOIN_FAILURE_BURST": lifted,
     }
     load_average = loadavg()
-    server = await asyncio.to_thread(start_server, 1, 1, connections, settings)
-    try:
+    async with running_server(1, 1, connections, settings) as server:
         teacher = await open_room(server)
         assert teacher.room is not None
         rows = [await measure(server, teacher, teacher.room["code"], n, args.seconds) for n in args.viewers]
         with contextlib.suppress(ConnectionClosed):
             await teacher.ws.send('{"type":"stop"}')
         await teacher.ws.close()
-    except BaseException:
-        if server.process.poll() is not None:
-            print(f"the server exited with code {server.process.returncode} mid-bench", file=sys.stderr)
-        print(server.log_tail(), file=sys.stderr)
-        raise
-    finally:
-        await asyncio.to_thread(stop_server, server)
     report = {
         "config": {
             "cores": CORES,

@@ -54,6 +54,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -161,6 +162,24 @@ def stop_server(server: Server) -> None:
             server.process.kill()
             server.process.wait()
     server.log.close()
+
+
+@contextlib.asynccontextmanager
+async def running_server(
+    runs: int, queue: int, connections: int, settings: dict[str, str] | None = None
+) -> AsyncIterator[Server]:
+    """A started server for the `async with` block; if the block fails, the server's log tail
+    (and its exit code, if it died) goes to stderr before it is stopped."""
+    server = await asyncio.to_thread(start_server, runs, queue, connections, settings)
+    try:
+        yield server
+    except BaseException:
+        if server.process.poll() is not None:
+            print(f"the server exited with code {server.process.returncode} mid-bench", file=sys.stderr)
+        print(server.log_tail(), file=sys.stderr)
+        raise
+    finally:
+        await asyncio.to_thread(stop_server, server)
 
 
 def loadavg() -> list[float]:
@@ -420,18 +439,10 @@ async def wait_idle(server: Server) -> None:
 async def bench(args: argparse.Namespace) -> dict[str, Any]:
     connections = args.sessions + args.runs + args.queue + args.busy_tries + 16
     load_average = loadavg()
-    server = await asyncio.to_thread(start_server, args.runs, args.queue, connections)
-    try:
+    async with running_server(args.runs, args.queue, connections) as server:
         load = await load_phase(server, args)
         await wait_idle(server)
         throughput = await throughput_phase(server, args)
-    except BaseException:
-        if server.process.poll() is not None:
-            print(f"the server exited with code {server.process.returncode} mid-bench", file=sys.stderr)
-        print(server.log_tail(), file=sys.stderr)
-        raise
-    finally:
-        await asyncio.to_thread(stop_server, server)
     report = {
         "config": {
             "cores": CORES,

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import time
 
-from websockets.sync.client import ClientConnection
-
 from app.main import FLOW_WINDOW
 from tests.conftest import LiveServer
 from tests.test_web import SMALL, _open, _send, _until
@@ -18,25 +16,26 @@ from tests.test_web import SMALL, _open, _send, _until
 FAST = {**SMALL, "steps": 100_000, "max_steps_per_s": 300, "emit_every": 1}  # 300 frames a second
 
 
-def _read_slowly(ws: ClientConnection, frames: int, acknowledge: bool) -> list[int]:
-    """Steps of the next `frames` frames, reading one every 50 ms (20 a second)."""
+def _read_slowly(server: LiveServer, frames: int, acknowledge: bool) -> list[int]:
+    """Start a fast run and return the steps of its first `frames` frames, read one every 50 ms
+    (20 a second), acknowledging each or not."""
     steps, received = [], 0
-    while len(steps) < frames:
-        message = _until(ws, lambda m: m["type"] == "frame")
-        received += 1
-        steps.append(message["step"])
-        if acknowledge:
-            _send(ws, {"type": "seen", "frames": received})
-        time.sleep(0.05)
+    with _open(server) as ws:
+        _send(ws, {"type": "start", "config": FAST})
+        _until(ws, lambda m: m["type"] == "started")
+        while len(steps) < frames:
+            message = _until(ws, lambda m: m["type"] == "frame")
+            received += 1
+            steps.append(message["step"])
+            if acknowledge:
+                _send(ws, {"type": "seen", "frames": received})
+            time.sleep(0.05)
+        _send(ws, {"type": "stop"})
     return steps
 
 
 def test_an_acknowledging_slow_reader_gets_the_newest_frames(live_server: LiveServer) -> None:
-    with _open(live_server) as ws:
-        _send(ws, {"type": "start", "config": FAST})
-        _until(ws, lambda m: m["type"] == "started")
-        steps = _read_slowly(ws, 40, acknowledge=True)
-        _send(ws, {"type": "stop"})
+    steps = _read_slowly(live_server, 40, acknowledge=True)
     gaps = [b - a for a, b in zip(steps, steps[1:], strict=False)]
     assert all(gap > 0 for gap in gaps)  # in order, no repeats
     # The run wrote ~15 frames for each one read: past the first window the reader skips ahead.
@@ -45,10 +44,6 @@ def test_an_acknowledging_slow_reader_gets_the_newest_frames(live_server: LiveSe
 
 
 def test_a_client_that_does_not_acknowledge_is_served_as_before(live_server: LiveServer) -> None:
-    with _open(live_server) as ws:
-        _send(ws, {"type": "start", "config": FAST})
-        _until(ws, lambda m: m["type"] == "started")
-        steps = _read_slowly(ws, 40, acknowledge=False)
-        _send(ws, {"type": "stop"})
+    steps = _read_slowly(live_server, 40, acknowledge=False)
     # Every frame in turn, from the socket's buffers: the backlog flow control is for.
     assert steps == list(range(steps[0], steps[0] + len(steps))), steps

@@ -142,13 +142,20 @@ def test_wrong_codes_and_keys_are_refused_and_throttled_per_address() -> None:
             assert _until(guesser, lambda m: m["type"] == "error")["code"] == "join_limited"
 
 
+def _teacher_runs_then_leaves(server: LiveServer, viewer: ClientConnection) -> dict[str, Any]:
+    """A teacher opens a room that `viewer` joins, starts a run, and closes the connection once
+    the viewer has seen 20 steps of it. Returns the teacher's `room` (with its key)."""
+    with _open(server) as teacher:
+        room = _open_room(teacher)
+        _join(viewer, room["code"])
+        _send(teacher, {"type": "start", "config": PACED})
+        _until(viewer, lambda m: m["type"] == "frame" and m["step"] >= 20)
+    return room
+
+
 def test_a_teacher_who_drops_returns_within_the_grace_period_with_the_run() -> None:
     with serve(Settings(room_grace_s=30)) as server, _open(server) as viewer:
-        with _open(server) as teacher:
-            room = _open_room(teacher)
-            _join(viewer, room["code"])
-            _send(teacher, {"type": "start", "config": PACED})
-            _until(viewer, lambda m: m["type"] == "frame" and m["step"] >= 20)
+        room = _teacher_runs_then_leaves(server, viewer)
         # The teacher's tab closed: viewers are told to wait, and the run goes on for them.
         assert _until(viewer, lambda m: m["type"] == "room_waiting")["grace_s"] == 30
         step = _until(viewer, lambda m: m["type"] == "frame")["step"]
@@ -165,11 +172,7 @@ def test_a_teacher_who_drops_returns_within_the_grace_period_with_the_run() -> N
 
 def test_past_the_grace_period_viewers_are_told_the_room_ended() -> None:
     with serve(Settings(room_grace_s=0.5)) as server, _open(server) as viewer:
-        with _open(server) as teacher:
-            room = _open_room(teacher)
-            _join(viewer, room["code"])
-            _send(teacher, {"type": "start", "config": PACED})
-            _until(viewer, lambda m: m["type"] == "frame")
+        room = _teacher_runs_then_leaves(server, viewer)
         ended = _until(viewer, lambda m: m["type"] == "room_ended", timeout=15)
         assert ended["reason"] == "the teacher left"
         eventually(lambda: len(server.app.state.rooms) == 0)

@@ -23,7 +23,7 @@ import { installFacade } from "./facade.js";
 import { ClaimChecks } from "./checks.js";
 import { FrameQueue } from "./charts/frames.js";
 import { isCompare, runOf } from "./charts/runs.js";
-import { RoomClient } from "./room.js";
+import { ROOM_ERRORS, RoomClient } from "./room.js";
 import { Lessons } from "./lessons.js";
 import { applyHiding, hiddenByLink } from "./hiding.js";
 import { presentation } from "./charts/theme.js";
@@ -39,10 +39,6 @@ const ERROR_TITLES = {
   run_failed: "The run failed:",
   too_many_runs: "Too many runs:",
 };
-// Room refusals (a wrong code, a locked room, a viewer's control) are shown by the room bar.
-const ROOM_CODES = new Set([
-  "no_room", "room_locked", "room_full", "join_limited", "bad_key", "room_limit", "in_room", "not_teacher", "no_rooms",
-]);
 // Errors the server sends just before closing the socket: told once, with the close.
 const CLOSING_CODES = new Set(["idle", "rate_limited", "too_large"]);
 
@@ -469,7 +465,7 @@ socket.on("busy", (message) => {
 });
 
 socket.on("error", (message) => {
-  if (ROOM_CODES.has(message.code)) return; // the room bar says it
+  if (ROOM_ERRORS.has(message.code)) return; // the room bar says it
   if (message.code === "no_run") return; // a pause or lr change that raced the run's end: harmless
   if (CLOSING_CODES.has(message.code)) {
     closingWords = message.message;
