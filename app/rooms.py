@@ -48,14 +48,12 @@ ANNOUNCE_EVERY_S = 0.5  # viewers hear the viewer count at most this often
 
 
 class RoomError(Exception):
-    """A refused room action: `code` is the wire error code."""
+    """A refused room action: `code` is the wire error code (the session answers it as an
+    `error` message)."""
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code, self.message = code, message
-
-    def to_wire(self) -> dict[str, Any]:
-        return {"type": "error", "code": self.code, "message": self.message, "errors": []}
 
 
 def new_code() -> str:
