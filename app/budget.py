@@ -9,7 +9,7 @@ twice a forward), plus a floor per layer call that prices many tiny batches (eva
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from app.datasets.classification import SYNTHETIC_POINTS, TEST_FRACTION
 from app.datasets.sequences import TEST_ROWS as SEQUENCE_TEST_ROWS
@@ -28,6 +28,12 @@ DIGITS_ROWS = 1797
 # ~30 min of one core, ~2.8e10 FLOP/s).
 LAYER_CALL_FLOPS = 1.5e6
 GRADIENT_PROBE_FLOPS = 30  # per parameter and frame: gradient histograms, norms, update ratios
+REFERENCE_FLOPS_PER_S = 2.8e10  # the budget's reference rate: one core of this machine
+# A frame's cost (histograms and statistics of every tap): a fixed part, a part per tap and a part
+# per value kept. Measured on this machine, 1 thread: 10 x 100 at batch 64 1.28 ms a frame,
+# 4 x 100 0.86 ms, 20 x 32 at batch 32 1.25 ms, 10 x 400 at batch 256 4.88 ms.
+FRAME_FLOPS = 1.5e7
+FRAME_VALUE_FLOPS = 100
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,7 @@ class RunCost:
     sizes: str  # the fields that set the size, for the error message
     eval_flops: float = 0.0  # every evaluation of the run: test passes, generation
     instrument_flops: float = 0.0  # ICS, landscape and gradient probes over the run
+    taps: int = 0  # the layers a frame reports (~ the weight layers)
 
     @property
     def total_flops(self) -> float:
@@ -96,6 +103,7 @@ class _Shape:
             sizes=self.sizes,
             eval_flops=evaluations * one_eval,
             instrument_flops=instruments,
+            taps=self.weight_layers,
         )
 
 
@@ -157,3 +165,33 @@ def _transformer(spec: RunSpec) -> _Shape:
         test_rows=SEQUENCE_TEST_ROWS,
         generation_macs=token_macs * GENERATION_ROWS * generated_tokens,
     )
+
+
+def floor_load(
+    spec: RunSpec,
+    frames_per_s: float,
+    steps_per_s: float,
+    twin: RunSpec | None = None,
+    sweep_steps: int | None = None,
+) -> float:
+    """The share of one core (CPU seconds per second) a run needs to keep the floor: steps_per_s
+    training steps and frames_per_s frames a second. A frame is taken at a step, so the floor
+    needs max(steps, frames) steps a second; a run paced below the floor needs only its pace.
+    Twins cost both; a sweep takes no frames. Admission (app/workers.py) sums these."""
+    if sweep_steps is not None:
+        spec = replace(spec, steps=sweep_steps)
+        frames_per_s = 0.0
+        twin = replace(twin, steps=sweep_steps) if twin is not None else None
+    steps = max(steps_per_s, frames_per_s)
+    if spec.max_steps_per_s > 0:
+        steps = min(steps, float(spec.max_steps_per_s))
+    frames = min(frames_per_s, steps)
+    total = 0.0
+    for one in (spec, twin):
+        if one is None:
+            continue
+        cost = RunCost.of(one)
+        step_flops = cost.total_flops / max(1, one.steps)  # evaluations and instruments included
+        frame_flops = FRAME_FLOPS + LAYER_CALL_FLOPS * cost.taps + FRAME_VALUE_FLOPS * cost.activation_values
+        total += steps * step_flops + frames * frame_flops
+    return total / REFERENCE_FLOPS_PER_S

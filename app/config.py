@@ -13,6 +13,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
+MAX_AUTO_RUNS = 64  # runs at once when max_runs is 0 (capacity admits fewer for larger runs)
 
 
 class Settings(BaseSettings):
@@ -62,9 +63,20 @@ class Settings(BaseSettings):
     # timeout for this: uvicorn's closes the transport, which waits for a flush that never comes.
     send_timeout_s: float = 20.0
 
-    # Admission: runs train in worker processes, one per slot; the rest wait in line.
-    max_runs: int = 0  # concurrent runs; 0: one per CPU core
-    max_queue: int = 8  # starts waiting for a slot; past this a start is told "busy"
+    # Admission (app/workers.py): each run trains in its own worker process. A run is admitted
+    # while every admitted run can still keep the floor: floor_frames_per_s frames and
+    # floor_steps_per_s steps a second (each run's need is priced from its config,
+    # app/budget.floor_load: the default preset needs ~0.05 of a core). The admitted runs share
+    # the CPU fairly (the kernel's fair scheduler, workers at worker_niceness below the server)
+    # and each goes as fast as its share allows. Past capacity, starts wait in line, told their
+    # place; past max_queue, "busy".
+    max_runs: int = Field(default=0, ge=0)  # runs at once; 0: capacity decides, up to MAX_AUTO_RUNS
+    run_capacity: float = Field(default=0.0, ge=0)  # cores the runs share; 0: 85% of the cores
+    floor_frames_per_s: float = Field(default=15.0, ge=0)
+    floor_steps_per_s: float = Field(default=10.0, ge=0)
+    spare_workers: int = Field(default=2, ge=0)  # idle workers kept warm for an instant start
+    worker_niceness: int = Field(default=10, ge=0, le=19)  # workers' nice value; 0 = the server's
+    max_queue: int = 8  # starts waiting for capacity; past this a start is told "busy"
     max_connections_per_client: int = 32  # per client address (a classroom may share one NAT)
     # Running plus waiting jobs per client address, over all its connections (0 = no cap): ten
     # sockets of one address took both slots and the whole line. A class behind one NAT address
@@ -91,6 +103,9 @@ class Settings(BaseSettings):
     # allowance refills at this rate (27^6 codes: guessing one of 20 rooms takes ~10^7 tries).
     room_join_failure_burst: int = Field(default=10, ge=1)
     room_join_failures_per_minute: float = Field(default=10.0, gt=0)
+    # A class experiment's summary (every student's point) goes out at most this often, and
+    # only when something changed: the floor of 0.2 s keeps it at ≤ 5 Hz whatever the class size.
+    experiment_summary_every_s: float = Field(default=0.2, ge=0.2)
 
     # A run's cost, checked before anything is allocated.
     max_parameters: int = 8_000_000  # 24 x 512 hidden layers is ~6.3 M
@@ -98,7 +113,19 @@ class Settings(BaseSettings):
     max_train_flops: float = 5e13  # ~6 x parameters x batch x steps; ~30 min of one core
 
     def run_slots(self) -> int:
-        return self.max_runs if self.max_runs > 0 else max(1, os.cpu_count() or 1)
+        """The most runs at once: max_runs, or by memory (a worker's PSS is ~0.1-0.3 GB; half
+        the machine's memory at 256 MiB each), at most MAX_AUTO_RUNS."""
+        if self.max_runs > 0:
+            return self.max_runs
+        try:
+            memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        except (ValueError, OSError):
+            memory = 8 * 2**30
+        return max(1, min(MAX_AUTO_RUNS, memory // 2 // (256 * 2**20)))
+
+    def run_cores(self) -> float:
+        """The CPU (in cores) the admitted runs share; the rest stays with the server."""
+        return self.run_capacity if self.run_capacity > 0 else 0.85 * (os.cpu_count() or 1)
 
     def trusted_hosts(self) -> list[str]:
         """The Host names answered (besides IP addresses, where `ip_hosts_allowed`)."""

@@ -69,6 +69,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.max_queue,
             memory_bytes=settings.worker_memory_bytes,
             recycle_bytes=settings.worker_recycle_bytes,
+            capacity=settings.run_cores(),
+            spares=settings.spare_workers,
+            niceness=settings.worker_niceness,
         )
         app.state.loop_lag = LoopLagMonitor()
         app.state.rooms = Rooms.from_settings(settings)
@@ -129,13 +132,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/readyz")
     async def readyz() -> JSONResponse:
-        """Ready when every run slot has a warm worker (503 while they warm up: ~3.6 s after
-        start-up or after a worker is replaced). /healthz only says the server is alive."""
+        """Ready when a start would get a warm worker at once: the spare workers are warm (503
+        while they warm up, ~2.4 s after start-up, or while a lost one is replaced). /healthz
+        only says the server is alive."""
         pool: WorkerPool = app.state.pool
         body = {
             "status": "ready" if pool.ready else "warming",
             "workers_warm": pool.warm_count,
-            "slots": pool.size,
+            "spares": pool.spares,
         }
         return JSONResponse(body, status_code=200 if pool.ready else 503)
 
@@ -161,6 +165,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "clients": len(app.state.clients),
             "runs_active": sum(1 for s in sessions if s.run is not None and s.run.active),
             "run_slots": pool.size,
+            "runs_admitted": pool.running,
+            "load": round(pool.load, 3),  # the admitted runs' floors, in cores
+            "capacity": pool.capacity,
             "workers_alive": sum(1 for w in pool.workers if w.alive),
             "workers_idle": pool.idle_count,
             "queue_length": pool.queue_length,

@@ -17,7 +17,7 @@ import torch
 from app.lifecycle import InvalidTransition, Lifecycle, RunState, SteeredRun
 from app.loops import Event, Say, Sweep, lockstep, started_message, sweep_points
 from app.spec import RunSpec
-from app.training import Trainer
+from app.training import FrameClock, Trainer
 
 __all__ = ["MAX_KEPT_FRAMES", "Outbox", "Pace", "Run", "encode"]
 
@@ -151,6 +151,8 @@ class Run:
         self.step = 0
         self.finished = threading.Event()
         self.trainers: list[Trainer] = []
+        self._frame_clock: FrameClock | None = None
+        self._pace = Pace(spec.max_steps_per_s)  # held at each step (clocked) or each frame
         # Never a pooled thread (anyio.to_thread): those are shared and cannot be cancelled.
         self._thread = threading.Thread(target=self._main, name=f"run-{run_id}", daemon=True)
 
@@ -262,6 +264,10 @@ class Run:
         specs = {"": self.spec} if self.twin is None else {"A": self.spec, "B": self.twin}
         trainers = {label: Trainer(spec) for label, spec in specs.items()}
         self.trainers = list(trainers.values())
+        if self.spec.max_steps_per_s > 0:  # watched: frames by the clock, one clock for twins
+            self._frame_clock = FrameClock(hold=lambda step: self._pace.hold(step, self._stop))
+            for trainer in self.trainers:
+                trainer.frame_clock = self._frame_clock
         if self._pending_lr is not None:
             for trainer in self.trainers:
                 trainer.set_lr(self._pending_lr)
@@ -292,7 +298,8 @@ class Run:
     def _drive(self, events: Generator[Event, None, Any] | Iterator[Event]) -> Any:
         """Say each event's message; at each boundary, pause if asked, else hold the pace.
         Returns what the generator returns."""
-        pace = Pace(self.spec.max_steps_per_s)
+        pace = self._pace
+        pace.restart(0)
         while True:
             try:
                 event = next(events)
@@ -304,7 +311,7 @@ class Run:
             self.step = event.step
             if self._wait_while_paused():
                 pace.restart(event.step)
-            elif event.paced:
+            elif event.paced and self._frame_clock is None:
                 pace.hold(event.step, self._stop)
 
     def _wait_while_paused(self) -> bool:
@@ -315,11 +322,15 @@ class Run:
             if not self._paused or self._stop.is_set():
                 return False
             self._state(RunState.PAUSED)
+            if self._frame_clock is not None:
+                self._frame_clock.by_steps = True  # a requested step is emit_every steps
             self._waiting = True
             while self._paused and self._step_budget == 0 and not self._stop.is_set():
                 self._cond.wait()
             self._waiting = False
             if not self._paused and not self._stop.is_set():
+                if self._frame_clock is not None:
+                    self._frame_clock.by_steps = False
                 self._state(RunState.RUNNING)
             return True
 

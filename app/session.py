@@ -8,7 +8,7 @@ import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from app.budget import RunCost
+from app.budget import RunCost, floor_load
 from app.config import Settings
 from app.rooms import Room, RoomError, Rooms
 from app.runner import Outbox
@@ -57,6 +57,7 @@ class Session:
         self._jobs_of = jobs_of  # jobs (running or waiting) of an address's sessions
         self.settings = settings
         self.pool = pool
+        self._load = 0.0  # the floor load of the run being started (app/budget.floor_load)
         self.cuda_available = cuda_available
         self.on_busy = on_busy
         self.run: RemoteRun | None = None
@@ -242,15 +243,23 @@ class Session:
             if previous.final_state is None:
                 self.outbox.put({"type": "state", "state": "stopped", "step": previous.step})
             await _finished(previous)  # its worker goes back to the pool first
+        load = floor_load(
+            job.spec,
+            self.settings.floor_frames_per_s,
+            self.settings.floor_steps_per_s,
+            twin=job.twin,
+            sweep_steps=job.sweep[1] if job.sweep else None,
+        )
+        self._load = load
         try:
-            worker = await self.pool.acquire(self._queued)
+            worker = await self.pool.acquire(self._queued, load)
         except Busy:
             self.outbox.put(
                 {
                     "type": "busy",
-                    "message": "every training slot and every place in line is taken "
-                    f"({self.pool.size} running, {self.pool.max_queue} waiting); try again in a minute",
-                    "runs": self.pool.size,
+                    "message": f"the server is full: {self._capacity_text()}, and all "
+                    f"{self.pool.max_queue} places in line are taken; try again in a minute",
+                    "runs": self.pool.running,
                     "queue": self.pool.max_queue,
                 }
             )
@@ -260,10 +269,31 @@ class Session:
             job.spec, self.outbox, run_id, self.settings.max_run_seconds, twin=job.twin, sweep=job.sweep
         )
 
-    def _queued(self, position: int) -> None:
-        # No warm worker at all: the wait is the start-up's warm-up, not other people's runs.
-        warming = self.pool.warm_count == 0
-        self.outbox.put({"type": "queued", "position": position, "runs": self.pool.size, "warming": warming})
+    def _capacity_text(self) -> str:
+        pool, floor = self.pool, self.settings
+        if pool.running >= pool.size:
+            return (
+                f"{pool.running} runs are training, the most this server takes at once (SHIFTSCOPE_MAX_RUNS)"
+            )
+        return (
+            f"{pool.running} runs are training and need {pool.load:.2f} of the {pool.capacity:.2f} cores "
+            f"runs may share to keep {floor.floor_frames_per_s:g} frames/s and {floor.floor_steps_per_s:g} "
+            f"steps/s each; this run needs {self._load:.2f} more"
+        )
+
+    def _queued(self, position: int, warming: bool) -> None:
+        """A place in line: waiting for capacity (`message` says why), or, admitted, for a
+        worker to warm up (start-up, or a replacement)."""
+        message = "starting a worker for your run" if warming else f"waiting: {self._capacity_text()}"
+        self.outbox.put(
+            {
+                "type": "queued",
+                "position": position,
+                "runs": self.pool.running,
+                "warming": warming,
+                "message": message,
+            }
+        )
 
     def _cancel_start(self) -> None:
         if self._starting is not None:

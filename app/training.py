@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -112,8 +112,59 @@ class BatchSampler:
         return self._order[self._at : self._at + self.batch_size]
 
 
+FASTEST_FRAME_S = 1 / 30  # a watched run takes a frame at most this often...
+SLOWEST_FRAME_S = 1 / 15  # ...and at least this often, while its steps come faster than that
+
+
+class FrameClock:
+    """When a watched (paced) run takes its frames: by the clock, not by the step count alone.
+
+    A person needs 15-30 frames/s whatever the step rate, and a run's step rate changes as it
+    shares the CPU with other runs (app/workers.py). A step that is a multiple of `emit_every`
+    is a frame once FASTEST_FRAME_S has passed since the last; any step is once SLOWEST_FRAME_S
+    has. Steps that carry a measurement (evaluation, the last step) always are. Twins in
+    lockstep share one clock: the first to reach a step decides it, the other follows, so A
+    and B keep frames at the same steps. While single-stepping (`by_steps`) the step cadence
+    rules, as for an unpaced run.
+
+    `hold(step)` holds the run to its pace before each new step is decided (a frame every few
+    dozen steps must not mean the steps between run flat out and then wait).
+    """
+
+    def __init__(
+        self, hold: Callable[[int], None] | None = None, clock: Callable[[], float] = time.perf_counter
+    ) -> None:
+        self._hold = hold
+        self._clock = clock
+        self._last: float | None = None
+        self._decided_to = 0  # every step up to this one has been decided
+        self._frames: deque[int] = deque(maxlen=64)  # recent frame steps, for a twin that trails
+        self.by_steps = False
+
+    def due(self, step: int, every: int, forced: bool = False) -> bool:
+        if step <= self._decided_to:  # the twin ahead decided this step
+            while self._frames and self._frames[0] < step:
+                self._frames.popleft()
+            return forced or (bool(self._frames) and self._frames[0] == step)
+        self._decided_to = step
+        if self._hold is not None and not self.by_steps:
+            self._hold(step)
+        now = self._clock()
+        since = float("inf") if self._last is None else now - self._last
+        on_cadence = step % every == 0
+        if self.by_steps:
+            take = forced or on_cadence
+        else:
+            take = forced or since >= SLOWEST_FRAME_S or (on_cadence and since >= FASTEST_FRAME_S)
+        if take:
+            self._last = now
+            self._frames.append(step)
+        return take
+
+
 class Trainer:
-    """Trains one RunSpec; `run(stop)` yields a Snapshot every `emit_every` steps.
+    """Trains one RunSpec; `run(stop)` yields a Snapshot every `emit_every` steps (or, with a
+    `frame_clock`, at the steps the clock picks).
 
     The generator is lazy: whoever iterates it decides the pace (pause is simply not asking
     for the next snapshot). `stop` is checked before every step, so stopping is prompt.
@@ -149,6 +200,7 @@ class Trainer:
         self._landscape: tuple[int, Landscape] | None = None
         split = Split(self.x_train, self.y_train, self.x_test, self.y_test)
         self.evaluator = Evaluator(spec, self.model, split)  # test accuracy, sweep metrics
+        self.frame_clock: FrameClock | None = None  # a watched run's frames by the clock
 
     @property
     def parameter_count(self) -> int:
@@ -183,7 +235,7 @@ class Trainer:
             self._apply_pending_lr()
             self.step += 1
             steps_since += 1
-            probing = self.step % spec.emit_every == 0 or self.step == spec.steps
+            probing = self._frame_due()
             idx = self.sampler.next_indices().to(self.device)
             x, y = self.x_train[idx], self.y_train[idx]  # (batch, features), (batch,)
             if spec.noisy_norm:
@@ -247,6 +299,12 @@ class Trainer:
             measured = internal_covariate_shift(self.model, before, after, x, y, names, stop=self._stop)
             by_weight = dict(zip(names, measured, strict=True))
             self._ics = (step, [by_weight[w] if w is not None else None for w in self._tap_weight])
+
+    def _frame_due(self) -> bool:
+        last = self.step == self.spec.steps
+        if self.frame_clock is not None:  # an evaluation step is a frame, or it would be skipped
+            return self.frame_clock.due(self.step, self.spec.emit_every, last or self._eval_due())
+        return last or self.step % self.spec.emit_every == 0
 
     def _eval_due(self) -> bool:
         return self.step % self.spec.eval_every == 0 or self.step == self.spec.steps

@@ -98,15 +98,19 @@ Command = BeginRun | Pause | Resume | StepOnce | Stop | SetLr | Quit
 
 @dataclass(frozen=True)
 class Limits:
-    """A worker's memory rules: its address-space cap and the footprint that retires it (0: none)."""
+    """A worker's rules: its address-space cap and the footprint that retires it (0: none), and
+    its scheduling priority (nice value: 10 leaves the event loop ahead of every run)."""
 
     memory_bytes: int = 0
     recycle_bytes: int = 0
+    niceness: int = 0
 
 
 def worker_main(conn: Connection, limits: Limits = Limits()) -> None:
     """Entry point of a worker process: import torch once, then run jobs until told to quit."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the parent, which stops us
+    if limits.niceness > 0:
+        os.nice(limits.niceness)
     with contextlib.suppress(EOFError, OSError):  # the parent went away: nothing left to do
         _serve_jobs(conn, limits)
 
@@ -338,6 +342,8 @@ class Worker:
         self.alive = True
         self.retired = False  # it said it would exit after its job (memory): not a crash
         self.warm = False  # it has imported torch and run its warm-up: ready for a job
+        self.load: float | None = None  # the admitted load of the run it was handed out for
+        self.quitting = False  # told to quit (an idle worker past the spares): not a crash
         self._on_idle, self._on_exit = on_idle, on_exit
         self._send_lock = threading.Lock()
         self._reader = threading.Thread(target=self._read, name=f"worker-{self.pid}", daemon=True)
@@ -402,40 +408,82 @@ class Worker:
 
 
 class Busy(Exception):
-    """Every worker is busy and the wait queue is full."""
+    """No capacity for another run and the wait queue is full."""
+
+
+@dataclass
+class _Waiter:
+    """A start waiting in line for capacity: its load, and how to tell it its place."""
+
+    load: float
+    on_position: Callable[[int, bool], None]
+    admitted: asyncio.Future[None]
 
 
 class WorkerPool:
-    """At most `size` concurrent runs, each in a warm worker process, and a bounded FIFO queue.
+    """Runs admitted by CPU capacity, each in a warm worker process, and a bounded FIFO line.
+
+    Every run says its `load`: the share of a core it needs to keep the floor (frames and steps a
+    second, app/budget.floor_load). A run is admitted while the loads of the admitted runs and its
+    own fit in `capacity` (cores; 0: no CPU check) and fewer than `max_workers` run; the first
+    run is always admitted, whatever its load. Past that, starts wait in line in order, told
+    their place; past `max_queue` waiting, a start is told `busy`. Admitted runs share the CPU
+    fairly because the kernel shares it fairly between processes of one priority: the workers
+    run at `niceness` (lower priority than the server's event loop) and each run takes what it
+    gets, its frames by the clock (training.FrameClock).
+
+    Workers start on demand from a fork server that has imported torch, so a new one is warm in
+    ~0.1 s; `spares` idle ones are kept warm for instant starts, more are quit.
 
     All methods run on the event loop; worker threads reach it through call_soon_threadsafe.
     """
 
-    def __init__(self, size: int, max_queue: int, memory_bytes: int = 0, recycle_bytes: int = 0) -> None:
-        self.size, self.max_queue = size, max_queue
-        self.limits = Limits(memory_bytes, recycle_bytes)
-        # Workers fork from a fork server that has imported torch (and the trainer) once: they
-        # share its pages copy-on-write. Measured with 4 workers: PSS 153 MiB each plus 143 for
-        # the server (spawned workers: 236 each), warm in 3.0 s instead of 4.4. The fork server
+    def __init__(
+        self,
+        max_workers: int,
+        max_queue: int,
+        memory_bytes: int = 0,
+        recycle_bytes: int = 0,
+        capacity: float = 0.0,
+        spares: int = 1,
+        niceness: int = 0,
+    ) -> None:
+        self.max_workers, self.max_queue, self.capacity = max(1, max_workers), max_queue, capacity
+        self.spares = max(0, min(spares, self.max_workers))
+        self.limits = Limits(memory_bytes, recycle_bytes, niceness)
+        # Workers fork from a fork server that has imported torch, torch._dynamo (which the
+        # optimizers import on first use: 1.3 s of a worker's warm-up) and the trainer once:
+        # they share its pages copy-on-write and are warm ~20 ms after the fork. The fork server
         # only imports (no torch op, so no OpenMP threads yet): forking from it is safe.
         self._context = multiprocessing.get_context("forkserver")
-        self._context.set_forkserver_preload(["app.workers", "torch", "app.training"])
+        self._context.set_forkserver_preload(["app.workers", "torch", "torch._dynamo", "app.training"])
         self._loop: asyncio.AbstractEventLoop | None = None
         self.workers: list[Worker] = []
         self._idle: deque[Worker] = deque()
-        self._waiters: deque[tuple[asyncio.Future[Worker], Callable[[int], None]]] = deque()
+        self._waiters: deque[_Waiter] = deque()  # in line for capacity
+        self._wanting: deque[asyncio.Future[Worker]] = deque()  # admitted, waiting for a worker
+        self.running = 0  # admitted runs (with a worker, or about to get one)
+        self.load = 0.0  # their loads, summed
         self._closed = False
         self._watchdog: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        for _ in range(self.size):
-            self._spawn()
+        self._maintain()
         self._watchdog = asyncio.create_task(self._watch())
+
+    @property
+    def size(self) -> int:
+        """The most runs at once (capacity may admit fewer)."""
+        return self.max_workers
 
     @property
     def idle_count(self) -> int:
         return len(self._idle)
+
+    @property
+    def busy_count(self) -> int:
+        return sum(1 for worker in self.workers if worker.job is not None)
 
     @property
     def queue_length(self) -> int:
@@ -447,49 +495,135 @@ class WorkerPool:
 
     @property
     def ready(self) -> bool:
-        """Every run slot has a warm worker (a replacement warms up in ~3.6 s)."""
-        return self.warm_count >= self.size
+        """Started, and the spare workers are warm (or busy training): a start gets one at once."""
+        return self._loop is not None and self.warm_count >= self.spares
 
-    async def acquire(self, on_position: Callable[[int], None]) -> Worker:
-        """An idle worker, now or after waiting in line; raises Busy when the line is full."""
-        if self._idle and not self._waiters:
+    def fits(self, load: float) -> bool:
+        if self.running >= self.max_workers:
+            return False
+        return self.running == 0 or self.capacity <= 0 or self.load + load <= self.capacity + 1e-9
+
+    async def acquire(self, on_position: Callable[[int, bool], None], load: float = 0.0) -> Worker:
+        """A warm worker for a run of this load, now or after waiting in line; raises Busy when
+        the line is full. `on_position(n, False)` hears its place in line (1 = next), and
+        `on_position(1, True)` that it is admitted but waits for a worker to warm up."""
+        if self._waiters or not self.fits(load):
+            if len(self._waiters) >= self.max_queue:
+                raise Busy()
+            await self._wait_in_line(load, on_position)
+        else:
+            self._admit(load)
+        try:
+            worker = await self._worker(on_position)
+        except BaseException:
+            self._unadmit(load)
+            raise
+        worker.load = load
+        return worker
+
+    async def _wait_in_line(self, load: float, on_position: Callable[[int, bool], None]) -> None:
+        assert self._loop is not None
+        waiter = _Waiter(load, on_position, self._loop.create_future())
+        self._waiters.append(waiter)
+        on_position(len(self._waiters), False)
+        try:
+            await waiter.admitted
+        except asyncio.CancelledError:
+            if waiter.admitted.done() and not waiter.admitted.cancelled():
+                self._unadmit(load)  # admitted as we were cancelled: pass the capacity on
+            raise
+        finally:
+            if waiter in self._waiters:
+                self._waiters.remove(waiter)
+                self._announce_positions()
+
+    async def _worker(self, on_position: Callable[[int, bool], None]) -> Worker:
+        if self._idle:
             return self._idle.popleft()
-        if len(self._waiters) >= self.max_queue:
-            raise Busy()
         assert self._loop is not None
         future: asyncio.Future[Worker] = self._loop.create_future()
-        entry = (future, on_position)
-        self._waiters.append(entry)
-        on_position(len(self._waiters))
+        self._wanting.append(future)
+        self._maintain()
+        if not future.done():
+            on_position(1, True)  # admitted: the wait is a worker's warm-up, not other people's runs
         try:
             return await future
         except asyncio.CancelledError:
             if future.done() and not future.cancelled():
-                self._release(future.result())  # handed over as we were cancelled: pass it on
+                self._idle_or_hand_over(future.result())  # handed over as we were cancelled
             raise
         finally:
-            if entry in self._waiters:
-                self._waiters.remove(entry)
-                self._announce_positions()
+            with contextlib.suppress(ValueError):
+                self._wanting.remove(future)
 
-    def _release(self, worker: Worker) -> None:
+    def _admit(self, load: float) -> None:
+        self.running += 1
+        self.load += load
+
+    def _unadmit(self, load: float) -> None:
+        self.running = max(0, self.running - 1)
+        self.load = max(0.0, self.load - load) if self.running else 0.0
+        self._admit_waiting()
+
+    def _admit_waiting(self) -> None:
+        """Admit starts from the head of the line while they fit (in order: no overtaking)."""
+        changed = False
+        while self._waiters and self.fits(self._waiters[0].load):
+            waiter = self._waiters.popleft()
+            if waiter.admitted.done():
+                continue
+            self._admit(waiter.load)
+            waiter.admitted.set_result(None)
+            changed = True
+        if changed:
+            self._announce_positions()
+
+    def _job_over(self, worker: Worker) -> None:
+        """A worker's job ended (it is idle again, or it exited): its capacity goes back."""
+        if worker.load is not None:
+            load, worker.load = worker.load, None
+            self._unadmit(load)
+
+    def _released(self, worker: Worker) -> None:
+        self._job_over(worker)
         if self._closed or not worker.alive:
             return
-        while self._waiters:
-            future, _ = self._waiters.popleft()
+        self._idle_or_hand_over(worker)
+        self._maintain()
+
+    def _idle_or_hand_over(self, worker: Worker) -> None:
+        while self._wanting:
+            future = self._wanting.popleft()
             if not future.done():
                 future.set_result(worker)
-                self._announce_positions()
                 return
+        if len(self._idle) >= self._spare_target() or self._closed:
+            worker.quitting = True  # more idle workers than spares: this one goes
+            worker.send(Quit())
+            return
         self._idle.append(worker)
 
     def _announce_positions(self) -> None:
-        for position, (_, on_position) in enumerate(self._waiters, start=1):
-            on_position(position)
+        for position, waiter in enumerate(self._waiters, start=1):
+            waiter.on_position(position, False)
+
+    def _maintain(self) -> None:
+        """Start workers for the admitted runs waiting for one, and to keep the spares."""
+        if self._closed:
+            return
+        starting = sum(1 for worker in self.workers if not worker.warm and worker.alive)
+        wanted = len(self._wanting) + max(0, self._spare_target() - len(self._idle)) - starting
+        room = self.max_workers - sum(1 for worker in self.workers if not worker.quitting)
+        for _ in range(min(wanted, room)):
+            self._spawn()
+
+    def _spare_target(self) -> int:
+        """Idle workers worth keeping warm: the spares, but no more than could still be admitted."""
+        return max(0, min(self.spares, self.max_workers - self.running))
 
     def _spawn(self) -> None:
         worker = Worker(
-            self._context, self._from_thread(self._release), self._from_thread(self._exited), self.limits
+            self._context, self._from_thread(self._released), self._from_thread(self._exited), self.limits
         )
         self.workers.append(worker)
 
@@ -498,12 +632,14 @@ class WorkerPool:
             self.workers.remove(worker)
         with contextlib.suppress(ValueError):
             self._idle.remove(worker)
-        if not self._closed:
-            if worker.retired:
-                logger.info("worker %s retired after a large job; starting a fresh one", worker.pid)
-            else:
-                logger.warning("worker %s exited; starting a replacement", worker.pid)
-            self._spawn()
+        self._job_over(worker)
+        if self._closed or worker.quitting:
+            return
+        if worker.retired:
+            logger.info("worker %s retired after a large job; starting a fresh one", worker.pid)
+        else:
+            logger.warning("worker %s exited; starting a replacement", worker.pid)
+        self._maintain()
 
     def _from_thread(self, callback: Callable[[Worker], None]) -> Callable[[Worker], None]:
         def call(worker: Worker) -> None:

@@ -176,9 +176,8 @@ def wait_healthy(url: str, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(f"{url}/api/stats", timeout=1) as response:
-                stats = json.load(response)
-                if stats["workers_idle"] == stats["run_slots"]:
+            with urllib.request.urlopen(f"{url}/readyz", timeout=1) as response:
+                if response.status == 200:
                     return
         except OSError:
             pass

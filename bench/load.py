@@ -147,9 +147,8 @@ def start_server(runs: int, queue: int, connections: int, settings: dict[str, st
             stop_server(server)
             raise RuntimeError(f"the server was not ready within 90 s:\n{server.log_tail()}")
         with contextlib.suppress(OSError, ValueError):
-            stats = server.get("/api/stats")
-            if stats["workers_idle"] == stats["run_slots"] == runs:
-                return server  # every worker is warm
+            if server.get("/readyz")["status"] == "ready":
+                return server  # the spare workers are warm
         time.sleep(0.2)
 
 

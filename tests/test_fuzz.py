@@ -411,7 +411,7 @@ def fuzz_server() -> Iterator[tuple[LiveServer, Recorder]]:
             logger.addHandler(recorder)
         try:
             pool = server.app.state.pool
-            eventually(lambda: pool.idle_count == pool.size, timeout=60)
+            eventually(lambda: pool.busy_count == 0, timeout=60)
             yield server, recorder
         finally:
             for logger in loggers:
@@ -518,7 +518,7 @@ def test_after_the_fuzz_the_server_is_healthy(
     pool = server.app.state.pool
     pids = sorted(w.pid for w in pool.workers)
     assert httpx.get(f"{server.http}/healthz").json() == {"status": "ok"}
-    eventually(lambda: not server.app.state.sessions and pool.idle_count == pool.size)
+    eventually(lambda: not server.app.state.sessions and pool.busy_count == 0)
     assert sorted(w.pid for w in pool.workers) == pids and all(w.process.is_alive() for w in pool.workers)
     assert not recorder.records, [recorder.format(r) for r in recorder.records]
     # The fuzz reached every kind of answer: refusals of each sort, policy closes, live runs of

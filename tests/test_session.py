@@ -51,7 +51,8 @@ class FakePool:
     def __init__(self) -> None:
         self.worker = FakeWorker()
 
-    async def acquire(self, on_position: Any) -> FakeWorker:
+    async def acquire(self, on_position: Any, load: float = 0.0) -> FakeWorker:
+        self.load = load
         return self.worker
 
 

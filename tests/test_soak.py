@@ -38,7 +38,7 @@ def server() -> Iterator[LiveServer]:
     settings = Settings(max_runs=2, send_timeout_s=SEND_TIMEOUT_S)
     with serve(settings, ws_ping_interval=5.0, ws_ping_timeout=5.0) as live:
         pool = live.app.state.pool
-        eventually(lambda: pool.idle_count == pool.size, timeout=60)
+        eventually(lambda: pool.busy_count == 0, timeout=60)
         yield live
 
 
@@ -143,7 +143,7 @@ def test_a_client_that_never_reads_is_dropped_and_stalls_no_one(server: LiveServ
             assert rss_mb() - rss_before < 50
         finally:
             stuck.close()
-    eventually(lambda: not app.state.sessions and pool.idle_count == pool.size and not app.state.clients)
+    eventually(lambda: not app.state.sessions and pool.busy_count == 0 and not app.state.clients)
 
 
 def test_200_short_sessions_leave_no_trace(server: LiveServer) -> None:
@@ -155,7 +155,7 @@ def test_200_short_sessions_leave_no_trace(server: LiveServer) -> None:
             _until(ws, lambda m: m["type"] == "frame")
 
     def settled() -> bool:
-        return not app.state.sessions and not app.state.clients and pool.idle_count == pool.size
+        return not app.state.sessions and not app.state.clients and pool.busy_count == 0
 
     for _ in range(10):  # first-use allocations before the baseline
         cycle()

@@ -137,17 +137,17 @@ def eventually(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
 def test_disconnect_mid_run_frees_its_worker_and_session(live_server: LiveServer) -> None:
     app = live_server.app
     pool = app.state.pool
-    eventually(lambda: pool.idle_count == pool.size)
+    eventually(lambda: pool.busy_count == 0)
     with _open(live_server) as ws:
         _send(ws, {"type": "start", "config": {**SMALL, "steps": 100_000}})
         _until(ws, lambda m: m["type"] == "frame" and m["step"] >= 10)
-        assert pool.idle_count == pool.size - 1 and len(app.state.sessions) == 1
+        assert pool.busy_count == 1 and len(app.state.sessions) == 1
         busy = [w for w in pool.workers if w.job is not None]
         assert len(busy) == 1
         run = busy[0].job
     # After the disconnect the run is stopped (its last state says a step far short of its
     # 100 000) and its warm worker is back in the pool; 30 s is a deadline, not a speed claim.
-    eventually(lambda: pool.idle_count == pool.size and not app.state.sessions, timeout=30)
+    eventually(lambda: pool.busy_count == 0 and not app.state.sessions, timeout=30)
     assert run is not None and not run.active and 10 <= run.step < 100_000, run and run.step
     assert busy[0].job is None and busy[0].process.is_alive()
     assert not app.state.clients
@@ -172,7 +172,7 @@ def test_every_norm_runs_over_the_wire(live_server: LiveServer, norm: str) -> No
 
 def test_stats_report_sessions_slots_and_loop_lag(live_server: LiveServer) -> None:
     stats = httpx.get(f"{live_server.http}/api/stats").json()
-    assert stats["run_slots"] >= 1 and stats["workers_alive"] == stats["run_slots"]
+    assert stats["run_slots"] >= 1 and stats["workers_alive"] >= 1 and stats["runs_admitted"] == 0
     assert stats["queue_length"] == 0 and stats["sessions"] == 0
     with _open(live_server) as ws:
         _send(ws, {"type": "start", "config": {**SMALL, "steps": 100_000, "max_steps_per_s": 100}})

@@ -117,27 +117,50 @@ def test_one_address_holds_at_most_its_share_of_runs_and_places_in_line() -> Non
             assert ended["state"] == "done"
 
 
-def test_readyz_says_warming_until_every_slot_has_a_warm_worker() -> None:
-    # /healthz answers as soon as the server is up; /readyz only once the workers have imported
-    # torch and warmed up (~3.6 s), and again while a replacement warms after a crash.
+def test_readyz_says_warming_until_a_worker_is_warm() -> None:
+    # The fork server has imported torch once (start-up waits for that); a worker forked from it
+    # is warm ~40 ms later. Until then the pool is not ready, and /readyz says so.
+    import asyncio
+
     import httpx
 
-    with serve(Settings(max_runs=1)) as server:
+    from app.workers import WorkerPool
+
+    async def warm_up() -> tuple[bool, bool]:
+        pool = WorkerPool(2, 1, spares=1)
+        await pool.start()
+        before = pool.ready  # the fork has happened; its warm-up has not
+        for _ in range(500):
+            if pool.ready:
+                break
+            await asyncio.sleep(0.01)
+        after = pool.ready
+        await pool.close()
+        return before, after
+
+    assert asyncio.run(warm_up()) == (False, True)
+    with serve(Settings(max_runs=1, spare_workers=1)) as server:
         pool = server.app.state.pool
-        assert httpx.get(f"{server.http}/healthz").status_code == 200
         eventually(lambda: httpx.get(f"{server.http}/readyz").status_code == 200, timeout=60)
-        assert httpx.get(f"{server.http}/readyz").json() == {"status": "ready", "workers_warm": 1, "slots": 1}
+        assert httpx.get(f"{server.http}/readyz").json() == {
+            "status": "ready",
+            "workers_warm": 1,
+            "spares": 1,
+        }
+        # A lost worker is replaced from the warm fork server in well under a second.
         (worker,) = pool.workers
         os.kill(worker.pid, signal.SIGKILL)
-        eventually(lambda: httpx.get(f"{server.http}/readyz").status_code == 503)
-        assert httpx.get(f"{server.http}/readyz").json()["status"] == "warming"
-        # A start meanwhile is told it waits for the warm-up, not for other people's runs.
-        with _open(server) as ws:
-            _send(ws, {"type": "start", "config": {**SMALL, "steps": 10}})
-            first = _until(ws, lambda m: m["type"] in ("queued", "started"))
-            if first["type"] == "queued":  # unless the replacement was already warm
-                assert first["warming"] is True
-            assert (
-                _until(ws, lambda m: m["type"] == "state" and m["state"] != "running", 60)["state"] == "done"
-            )
-        eventually(lambda: httpx.get(f"{server.http}/readyz").status_code == 200, timeout=60)
+        eventually(lambda: pool.workers and pool.workers[0].pid != worker.pid and pool.ready, timeout=30)
+        assert httpx.get(f"{server.http}/readyz").status_code == 200
+
+
+def test_without_a_spare_worker_a_start_is_told_it_waits_for_a_warm_up() -> None:
+    with serve(Settings(max_runs=2, spare_workers=0)) as server, _open(server) as ws:
+        assert not server.app.state.pool.workers  # nothing forked until a run needs it
+        _send(ws, {"type": "start", "config": {**SMALL, "steps": 10}})
+        first = _until(ws, lambda m: m["type"] in ("queued", "started"))
+        assert first["type"] == "queued" and first["warming"] is True, first
+        assert "starting a worker" in first["message"]
+        assert _until(ws, lambda m: m["type"] == "state" and m["state"] != "running", 60)["state"] == "done"
+        # The worker it got is not kept: no spares wanted.
+        eventually(lambda: not server.app.state.pool.workers, timeout=10)
