@@ -3,7 +3,9 @@ outbox that keeps control messages in order but only the newest unsent frame."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import threading
 import time
 from collections import deque
@@ -133,8 +135,14 @@ class Run:
         max_seconds: float | None = None,
         twin: RunSpec | None = None,
         sweep: Sweep | None = None,
+        niceness: int = 0,
     ) -> None:
         self.spec = spec
+        # After its first frame the run's thread lowers its own priority to this nice value
+        # (Linux nice values are per thread, and raising one needs no privilege): a run that
+        # has just started gets its first frame out quickly, then shares the CPU with the rest
+        # below the server's event loop.
+        self._niceness = niceness
         self.twin = twin  # compare mode: run B's spec
         self.sweep = sweep
         self.max_seconds = max_seconds
@@ -205,6 +213,10 @@ class Run:
 
     def _emit(self, message: dict[str, Any], is_frame: bool = False, keep: bool = False) -> None:
         self._outbox.put(message, is_frame, self.run_id, keep)
+        if is_frame and self._niceness > 0:
+            with contextlib.suppress(OSError):  # not Linux, or not allowed: run as we are
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self._niceness)
+            self._niceness = 0
 
     def _state(self, state: RunState) -> None:
         self.lifecycle.move(state)  # raises on a move the table does not allow

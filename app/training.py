@@ -114,15 +114,18 @@ class BatchSampler:
 
 FASTEST_FRAME_S = 1 / 30  # a watched run takes a frame at most this often...
 SLOWEST_FRAME_S = 1 / 15  # ...and at least this often, while its steps come faster than that
+TARGET_FRAME_S = 1 / 24  # off the emit_every cadence, a frame comes once the next step would pass this
 
 
 class FrameClock:
     """When a watched (paced) run takes its frames: by the clock, not by the step count alone.
 
     A person needs 15-30 frames/s whatever the step rate, and a run's step rate changes as it
-    shares the CPU with other runs (app/workers.py). A step that is a multiple of `emit_every`
-    is a frame once FASTEST_FRAME_S has passed since the last; any step is once SLOWEST_FRAME_S
-    has. Steps that carry a measurement (evaluation, the last step) always are. Twins in
+    shares the CPU with other runs (app/workers.py). No frame comes sooner than FASTEST_FRAME_S
+    after the last. Past that, a step that is a multiple of `emit_every` is a frame, and so is
+    any step once waiting for the next would pass TARGET_FRAME_S (~24 frames/s whatever the
+    step rate; steps slower than FASTEST_FRAME_S are each a frame). Steps that carry a
+    measurement (evaluation, the last step) always are. Twins in
     lockstep share one clock: the first to reach a step decides it, the other follows, so A
     and B keep frames at the same steps. While single-stepping (`by_steps`) the step cadence
     rules, as for an unpaced run.
@@ -136,7 +139,8 @@ class FrameClock:
     ) -> None:
         self._hold = hold
         self._clock = clock
-        self._last: float | None = None
+        self._last: float | None = None  # when the last frame was decided
+        self._previous: float | None = None  # when the last step was decided
         self._decided_to = 0  # every step up to this one has been decided
         self._frames: deque[int] = deque(maxlen=64)  # recent frame steps, for a twin that trails
         self.by_steps = False
@@ -151,11 +155,14 @@ class FrameClock:
             self._hold(step)
         now = self._clock()
         since = float("inf") if self._last is None else now - self._last
+        step_s = 0.0 if self._previous is None else now - self._previous  # the last step's time
+        self._previous = now
         on_cadence = step % every == 0
         if self.by_steps:
             take = forced or on_cadence
         else:
-            take = forced or since >= SLOWEST_FRAME_S or (on_cadence and since >= FASTEST_FRAME_S)
+            late = since + step_s >= TARGET_FRAME_S  # one more step would make the gap too long
+            take = forced or (since >= FASTEST_FRAME_S and (on_cadence or late))
         if take:
             self._last = now
             self._frames.append(step)

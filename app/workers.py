@@ -30,6 +30,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from multiprocessing.connection import Connection
 from typing import Any
@@ -99,7 +100,9 @@ Command = BeginRun | Pause | Resume | StepOnce | Stop | SetLr | Quit
 @dataclass(frozen=True)
 class Limits:
     """A worker's rules: its address-space cap and the footprint that retires it (0: none), and
-    its scheduling priority (nice value: 10 leaves the event loop ahead of every run)."""
+    its runs' scheduling priority once they have sent their first frame (nice value: 10 leaves
+    the event loop ahead of every run; a run starting meanwhile gets its first frame out at the
+    server's priority)."""
 
     memory_bytes: int = 0
     recycle_bytes: int = 0
@@ -109,8 +112,6 @@ class Limits:
 def worker_main(conn: Connection, limits: Limits = Limits()) -> None:
     """Entry point of a worker process: import torch once, then run jobs until told to quit."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the parent, which stops us
-    if limits.niceness > 0:
-        os.nice(limits.niceness)
     with contextlib.suppress(EOFError, OSError):  # the parent went away: nothing left to do
         _serve_jobs(conn, limits)
 
@@ -167,6 +168,7 @@ def _serve_jobs(conn: Connection, limits: Limits) -> None:
             job.max_seconds,
             twin=RunSpec(**job.twin) if job.twin else None,
             sweep=Sweep(tuple(job.sweep[0]), job.sweep[1]) if job.sweep else None,
+            niceness=limits.niceness,
         )
         run.start()
         try:
@@ -466,6 +468,8 @@ class WorkerPool:
         self.load = 0.0  # their loads, summed
         self._closed = False
         self._watchdog: asyncio.Task[None] | None = None
+        self._spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spawn-worker")
+        self._spawning = 0  # forks asked of the spawner thread, not yet done
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -543,9 +547,8 @@ class WorkerPool:
         assert self._loop is not None
         future: asyncio.Future[Worker] = self._loop.create_future()
         self._wanting.append(future)
+        on_position(1, True)  # admitted: the wait is a worker's warm-up, not other people's runs
         self._maintain()
-        if not future.done():
-            on_position(1, True)  # admitted: the wait is a worker's warm-up, not other people's runs
         try:
             return await future
         except asyncio.CancelledError:
@@ -611,9 +614,9 @@ class WorkerPool:
         """Start workers for the admitted runs waiting for one, and to keep the spares."""
         if self._closed:
             return
-        starting = sum(1 for worker in self.workers if not worker.warm and worker.alive)
+        starting = self._spawning + sum(1 for worker in self.workers if not worker.warm and worker.alive)
         wanted = len(self._wanting) + max(0, self._spare_target() - len(self._idle)) - starting
-        room = self.max_workers - sum(1 for worker in self.workers if not worker.quitting)
+        room = self.max_workers - self._spawning - sum(1 for worker in self.workers if not worker.quitting)
         for _ in range(min(wanted, room)):
             self._spawn()
 
@@ -622,9 +625,29 @@ class WorkerPool:
         return max(0, min(self.spares, self.max_workers - self.running))
 
     def _spawn(self) -> None:
-        worker = Worker(
+        """Fork a worker on the spawner thread: a fork asks the fork server and waits for its pid
+        (~6 ms, far longer under load or while the fork server first imports torch), which the
+        event loop must not wait for."""
+        assert self._loop is not None
+        self._spawning += 1
+        future = self._loop.run_in_executor(self._spawner, self._new_worker)
+        future.add_done_callback(self._spawned)
+
+    def _new_worker(self) -> Worker:
+        return Worker(
             self._context, self._from_thread(self._released), self._from_thread(self._exited), self.limits
         )
+
+    def _spawned(self, future: asyncio.Future[Worker]) -> None:
+        self._spawning -= 1
+        if future.cancelled() or future.exception() is not None:
+            if not self._closed:
+                logger.error("a worker could not be started: %r", future.exception())
+            return
+        worker = future.result()
+        if self._closed:
+            worker.send(Quit())
+            return
         self.workers.append(worker)
 
     def _exited(self, worker: Worker) -> None:
@@ -667,6 +690,8 @@ class WorkerPool:
         self._closed = True
         if self._watchdog is not None:
             self._watchdog.cancel()
+        # A fork in flight finishes first (its worker, seeing the pool closed, is told to quit).
+        await asyncio.get_running_loop().run_in_executor(None, self._spawner.shutdown)
         for worker in self.workers:
             worker.send(Quit())
         deadline = time.monotonic() + 5
