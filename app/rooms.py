@@ -126,6 +126,10 @@ class Room:
     active_at: float = field(default_factory=time.monotonic)
     lock: threading.Lock = field(default_factory=threading.Lock)
     announcing: bool = False  # a viewer-count message to viewers is scheduled
+    # A class experiment (app/experiments.py): viewers who train their own run in it are not
+    # sent the teacher's run (their page shows theirs), until they leave or join again.
+    experiment: Any = None
+    training: set[int] = field(default_factory=set)  # id(outbox) of those viewers
 
     def publish(self, text: str, slot: str | None, keep: bool) -> None:
         """A message of the teacher's run (any thread): recorded, then handed to every viewer."""
@@ -137,7 +141,7 @@ class Room:
             kind = "frame"
         with self.lock:
             self.history.add(text, kind)
-            viewers = list(self.viewers.values())
+            viewers = [v for key, v in self.viewers.items() if key not in self.training]
             self.active_at = time.monotonic()  # a room with a live run is not idle
         for viewer in viewers:
             viewer.put_text(text, slot, None, keep)
@@ -250,6 +254,9 @@ class Rooms:
     def leave(self, room: Room, viewer: Outbox) -> None:
         with room.lock:
             room.viewers.pop(id(viewer), None)
+            room.training.discard(id(viewer))
+        if room.experiment is not None:
+            room.experiment.drop(viewer)  # their run stops and their point goes
         self._announce(room)
 
     def check_key(self, code: str, key: str, client: str) -> Room:
@@ -303,6 +310,8 @@ class Rooms:
         if not self.is_open(room):
             return
         del self._rooms[room.code]
+        if room.experiment is not None:
+            room.experiment.close()
         if room.teacher is not None:
             room.teacher.tee = None
         room.say({"type": "room_ended", "reason": reason})

@@ -347,6 +347,56 @@ RoomMessage = (
     | JoinMessage
     | LeaveMessage
 )
+# A class experiment (app/experiments.py): in a room, the teacher varies one field of a base
+# config; each student who joins trains one of its values as their own run.
+ExperimentField = Literal["lr", "norm", "batch_size", "depth", "init", "activation"]
+EXPERIMENT_FIELDS: tuple[str, ...] = ExperimentField.__args__  # type: ignore[attr-defined]
+MIN_EXPERIMENT_VALUES, MAX_EXPERIMENT_VALUES = 2, 12
+
+
+class ExperimentOpenMessage(BaseModel):
+    model_config = _STRICT
+    type: Literal["experiment_open"]
+    field: ExperimentField = Field(description="the config field the class varies")
+    # Each value is checked as a whole config (the base with this field set) when the
+    # experiment opens: app/experiments.py names the value and the limit it breaks.
+    values: list[Annotated[str, Field(max_length=32)] | int | float] = Field(
+        min_length=MIN_EXPERIMENT_VALUES, max_length=MAX_EXPERIMENT_VALUES
+    )
+    config: dict[str, Any] = Field(default_factory=dict, description="the base config (the teacher's)")
+    assign: Literal["round_robin", "choice"] = Field(
+        "round_robin", description="the server hands out values in turn, or each student picks one"
+    )
+
+
+class ExperimentJoinMessage(BaseModel):
+    model_config = _STRICT
+    type: Literal["experiment_join"]
+    index: int | None = Field(None, ge=0, lt=MAX_EXPERIMENT_VALUES, description="the value picked (choice)")
+
+
+class ExperimentStopAllMessage(BaseModel):
+    model_config = _STRICT
+    type: Literal["experiment_stop_all"]
+
+
+class ExperimentRevealMessage(BaseModel):
+    model_config = _STRICT
+    type: Literal["experiment_reveal"]
+
+
+class ExperimentCloseMessage(BaseModel):
+    model_config = _STRICT
+    type: Literal["experiment_close"]
+
+
+ExperimentMessage = (
+    ExperimentOpenMessage
+    | ExperimentJoinMessage
+    | ExperimentStopAllMessage
+    | ExperimentRevealMessage
+    | ExperimentCloseMessage
+)
 RunMessage = (
     StartMessage | SweepMessage | PauseMessage | ResumeMessage | StepMessage | StopMessage | SetMessage
 )
@@ -362,7 +412,9 @@ class SeenMessage(BaseModel):
     frames: int = Field(ge=0, le=2**53)
 
 
-ClientMessage = Annotated[RunMessage | RoomMessage | SeenMessage, Field(discriminator="type")]
+ClientMessage = Annotated[
+    RunMessage | RoomMessage | ExperimentMessage | SeenMessage, Field(discriminator="type")
+]
 _CLIENT_MESSAGE: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
 
 
@@ -477,7 +529,7 @@ def describe_errors(exc: ValidationError) -> list[dict[str, str]]:
     for err in exc.errors(include_url=False):
         loc = [str(part) for part in err["loc"]]
         # A tagged union puts the tag in the location ("start.config"): keep the field path only.
-        if loc and loc[0] in _TAGS:
+        if loc and loc[0] in _TAGS | _EXPERIMENT_TAGS:
             loc = loc[1:]
         if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
             loc = ["type"]
@@ -490,6 +542,8 @@ def describe_errors(exc: ValidationError) -> list[dict[str, str]]:
 
 
 _TAGS = {"start", "sweep", "pause", "resume", "step", "stop", "set"}
+# Experiment messages' errors name their own fields ("values.2"), not "experiment_open.values.2".
+_EXPERIMENT_TAGS = {"experiment_open", "experiment_join"}
 
 
 def _message(field: str, err: Any) -> str:

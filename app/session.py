@@ -10,10 +10,17 @@ from dataclasses import dataclass, replace
 
 from app.budget import RunCost, floor_load
 from app.config import Settings
+from app.experiments import Experiment, ExperimentRefusal, Student
 from app.rooms import Room, RoomError, Rooms
 from app.runner import Outbox
 from app.schemas import (
     ClientMessage,
+    ExperimentCloseMessage,
+    ExperimentJoinMessage,
+    ExperimentMessage,
+    ExperimentOpenMessage,
+    ExperimentRevealMessage,
+    ExperimentStopAllMessage,
     JoinMessage,
     LeaveMessage,
     PauseMessage,
@@ -64,6 +71,7 @@ class Session:
         self.rooms = rooms
         self._leading: Room | None = None  # the room this session's teacher leads
         self._watching: Room | None = None  # the room this session views
+        self._student: Student | None = None  # this viewer's part in the room's class experiment
         self._starting: asyncio.Task[None] | None = None
         self._run_ids = itertools.count(1)
 
@@ -91,6 +99,14 @@ class Session:
         room = self._watching
         return room if room is not None and self.rooms is not None and self.rooms.is_open(room) else None
 
+    @property
+    def student(self) -> Student | None:
+        """This viewer's part in a live class experiment of the room it watches."""
+        student, room = self._student, self.watching
+        if student is None or room is None or room.experiment is None:
+            return None
+        return student if room.experiment.student_of(self.outbox) is student else None
+
     def handle(self, message: ClientMessage) -> None:
         """Act on one message; raises ProtocolError for anything refused."""
         if isinstance(message, SeenMessage):
@@ -102,8 +118,19 @@ class Session:
             except RoomError as refusal:
                 raise ProtocolError(refusal.code, refusal.message) from None
             return
+        if isinstance(message, ExperimentMessage):
+            start = self._handle_experiment(message)
+            if start is None:
+                return
+            message = start  # a student's run of the experiment: the normal start path below
+        elif self.student is not None and isinstance(message, StartMessage | SweepMessage | SetMessage):
+            raise ExperimentRefusal(
+                "in_experiment",
+                f"you train {self.student_label()} for the class experiment: your run's settings are "
+                "the teacher's; leave the room to train a run of your own",
+            )
         watching = self.watching
-        if watching is not None:
+        if watching is not None and not (self.student is not None and isinstance(message, OWN_RUN)):
             raise ProtocolError(
                 "not_teacher",
                 f"you are watching room {watching.code}: only its teacher controls it; leave the room "
@@ -171,6 +198,9 @@ class Session:
                     self.run.stop()
                 self.run = run
             self._leading = room
+            if room.experiment is not None and room.experiment.live:
+                self.outbox.put(room.experiment.announcement())
+                room.experiment.touch()  # the class summary follows at the next tick
         elif isinstance(message, JoinMessage):
             if watching is not None:
                 rooms.leave(watching, self.outbox)
@@ -179,6 +209,9 @@ class Session:
             if self.run is not None and self.run.active:
                 self.run.stop()  # one thing at a time: watching the room replaces your own run
             self._watching = rooms.join(message.code, self.outbox, self.client)
+            experiment = self._watching.experiment
+            if experiment is not None and experiment.live:
+                self.outbox.put(experiment.announcement())
         elif isinstance(message, LeaveMessage):
             if watching is None:
                 raise RoomError("no_room", "you are not watching a room")
@@ -197,6 +230,62 @@ class Session:
                 self._leading = None
                 self.outbox.tee = None
                 self.outbox.put({"type": "room_ended", "reason": "you ended the room"})
+
+    def _handle_experiment(self, message: ExperimentMessage) -> StartMessage | None:
+        """A class experiment's message; returns the start of a joining student's run."""
+        try:
+            return self._experiment_action(message)
+        except RoomError as refusal:
+            raise ExperimentRefusal(refusal.code, refusal.message) from None
+
+    def _experiment_action(self, message: ExperimentMessage) -> StartMessage | None:
+        if self.rooms is None:
+            raise RoomError("no_rooms", "this server has rooms switched off")
+        leading, watching = self.leading, self.watching
+        if isinstance(message, ExperimentJoinMessage):
+            experiment = watching.experiment if watching is not None else None
+            if experiment is None or not experiment.live:
+                raise RoomError("no_experiment", "there is no class experiment to join in a room you watch")
+            student = experiment.join(self.outbox, message.index, self._stop_experiment_run)
+            self._student = student
+            return StartMessage(type="start", config=experiment.config_of(student.index), compare=None)
+        if leading is None:
+            raise RoomError("not_teacher", f"'{message.type}' is for a room's teacher; open a room first")
+        experiment = leading.experiment
+        if isinstance(message, ExperimentOpenMessage):
+            if experiment is not None and experiment.live:
+                raise RoomError("in_experiment", "this room runs an experiment already: end it first")
+
+            def validate(config: dict[str, object]) -> None:
+                self.validate(StartMessage(type="start", config=config, compare=None))
+
+            every_s = self.settings.experiment_summary_every_s
+            leading.experiment = Experiment.open(leading, message, validate, every_s)
+            return None
+        if experiment is None or not experiment.live:
+            raise RoomError("no_experiment", "this room runs no experiment: start one first")
+        if isinstance(message, ExperimentStopAllMessage):
+            experiment.stop_all()
+        elif isinstance(message, ExperimentRevealMessage):
+            experiment.reveal()
+        elif isinstance(message, ExperimentCloseMessage):
+            experiment.close()
+        return None
+
+    def _stop_experiment_run(self) -> None:
+        """The experiment stopped this student's run (stop all, end, or they left): as a `stop`."""
+        if self.waiting:
+            self._cancel_start()
+            self.outbox.put({"type": "state", "state": "stopped", "step": 0})
+        elif self.run is not None and self.run.active:
+            self.run.stop()
+
+    def student_label(self) -> str:
+        student, room = self.student, self.watching
+        if student is None or room is None:
+            return "nothing"
+        experiment = room.experiment
+        return f"{experiment.field} = {experiment.values[student.index]}"
 
     def _check_share(self) -> None:
         """An address may hold `max_jobs_per_client` jobs, running or waiting, over all its
@@ -313,6 +402,10 @@ class Session:
             self.rooms.leave(watching, self.outbox)
         if run is not None:
             run.stop()
+
+
+# What a student in a class experiment may do to their own run (its start comes from the experiment).
+OWN_RUN = StartMessage | PauseMessage | ResumeMessage | StepMessage | StopMessage
 
 
 async def _finished(run: RemoteRun) -> None:

@@ -5,7 +5,7 @@
 /** Install the facade; `shownRun()` is the `started` of the run the charts show; `charts`
  *  every chart object (the ridge pairs' own charts among them). */
 export function installFacade({
-  version, stats, player, socket, ridge, pageState, views, panels, loop, room, lessons, shownRun, charts,
+  version, stats, player, socket, ridge, pageState, views, panels, loop, room, lessons, experiment, shownRun, charts,
 }) {
   window.shiftscope = Object.freeze({
     version,
@@ -35,6 +35,18 @@ export function installFacade({
     get lesson() { return lessons.state; },
     get room() { return { role: room.role, code: room.code, viewers: room.viewers ?? 0, following: room.following }; },
     get sweeping() { return player.sweeping && player.active; },
+    /** The class experiment this page takes part in: its announcement, this student's value,
+     *  the last class summary's students, how many summaries came and what the chart drew. */
+    get experiment() {
+      const copy = (value) => (value ? JSON.parse(JSON.stringify(value)) : null);
+      return {
+        announced: copy(experiment.experiment),
+        mine: copy(experiment.mine),
+        students: copy(experiment.summary?.students ?? []),
+        summaries: experiment.summaries,
+        classShown: !experiment.el.classBox.hidden,
+      };
+    },
     /** Points (or cells, or bars) each chart of a panel holds: what it has to draw. */
     panelPoints(name) { return (panels[name]?.charts ?? []).map((chart) => chart.points ?? null); },
     /** Each chart's recent draws, by element id: [[performance.now() at the end, ms], ...]

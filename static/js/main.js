@@ -24,6 +24,7 @@ import { ClaimChecks } from "./checks.js";
 import { FrameQueue } from "./charts/frames.js";
 import { isCompare, runOf } from "./charts/runs.js";
 import { ROOM_ERRORS, RoomClient } from "./room.js";
+import { ExperimentPanel } from "./experiment.js";
 import { Lessons } from "./lessons.js";
 import { applyHiding, hiddenByLink } from "./hiding.js";
 import { presentation } from "./charts/theme.js";
@@ -466,6 +467,7 @@ socket.on("busy", (message) => {
 
 socket.on("error", (message) => {
   if (ROOM_ERRORS.has(message.code)) return; // the room bar says it
+  if (message.about === "experiment") return; // the experiment panel says it
   if (message.code === "no_run") return; // a pause or lr change that raced the run's end: harmless
   if (CLOSING_CODES.has(message.code)) {
     closingWords = message.message;
@@ -510,6 +512,21 @@ const room = new RoomClient({
   },
 });
 
+// --- a class experiment: every student trains one value, the projector shows the class ---------------
+
+const experiment = new ExperimentPanel({
+  socket, room, pageState, wire: (config) => wireConfig(boot.schema, config),
+  elements: {
+    box: byId("experiment-box"), toggle: byId("btn-experiment"), status: byId("experiment-status"), mine: byId("experiment-mine"),
+    form: byId("experiment-form"), field: byId("experiment-field"), values: byId("experiment-values"), assign: byId("experiment-assign"),
+    teacherBox: byId("experiment-teacher"), stop: byId("btn-experiment-stop"), reveal: byId("btn-experiment-reveal"),
+    save: byId("btn-experiment-save"), end: byId("btn-experiment-end"),
+    studentBox: byId("experiment-student"), pick: byId("experiment-pick"), pickLabel: byId("experiment-pick-label"),
+    join: byId("btn-experiment-join"), back: byId("btn-experiment-back"), follow: byId("room-follow"),
+    error: byId("experiment-error"), classBox: byId("experiment-class"), chart: byId("chart-class"), ridges: byId("class-ridges"),
+  },
+});
+
 // --- start ----------------------------------------------------------------------------------------
 
 const { unknownPreset } = pageState.loadFromUrl(window.location.search);
@@ -522,6 +539,6 @@ refreshButtons();
 socket.connect();
 
 installFacade({
-  version: boot.version, stats, player, socket, ridge, pageState, views, panels, loop, room, lessons, shownRun: () => shownRun,
+  version: boot.version, stats, player, socket, ridge, pageState, views, panels, loop, room, lessons, experiment, shownRun: () => shownRun,
   charts: sized,
 });
