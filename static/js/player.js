@@ -19,7 +19,7 @@ export class Player {
     this.state = "offline";
     this.stateStep = null;
     this.pendingStart = false;    // a start was sent; neither `started` nor a refusal came back
-    this.queuePosition = null;    // where that start waits for a training slot (`queued`)
+    this.queuePosition = null;    // where that start waits for capacity (`queued`)
     this.pauseOnStart = false;    // pause the run as soon as it has started (step from idle)
     this.acceptFrames = false;    // false after reset until the next run starts
     this.lastConfig = null;       // the full config of the last `started`
@@ -151,7 +151,7 @@ export class Player {
 
   queued(message) {
     this.queuePosition = message.position;
-    this.warming = Boolean(message.warming); // the server's workers are still starting up
+    this.warming = Boolean(message.warming); // admitted: a worker is being started for it
     this.changed();
   }
 
