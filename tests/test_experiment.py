@@ -279,6 +279,41 @@ def test_a_student_picks_a_value_when_the_teacher_lets_them(live_server: LiveSer
         assert assigned["value"] == "layer" and assigned["config"]["norm"] == "layer"
         assert _until(student, lambda m: m["type"] == "started")["config"]["norm"] == "layer"
         assert _summary(teacher, lambda m: len(m["students"]) == 1)["students"][0]["value"] == "layer"
+        # Their own run is theirs to pause and resume (its settings stay the teacher's).
+        _send(student, {"type": "pause"})
+        assert (
+            _until(student, lambda m: m["type"] == "state" and m["state"] != "running")["state"] == "paused"
+        )
+        assert _summary(teacher, lambda m: m["students"][0]["state"] == "paused")
+        _send(student, {"type": "resume"})
+        assert _until(student, lambda m: m["type"] == "state")["state"] == "running"
+        # Picking another value restarts the run with it.
+        assert _enter(student, 0)["config"]["norm"] == "none"
+        assert _until(student, lambda m: m["type"] == "started")["config"]["norm"] == "none"
+
+
+def test_a_teacher_who_comes_back_gets_the_experiment_and_the_class() -> None:
+    settings = Settings(max_jobs_per_client=0, max_runs=4, room_grace_s=30)
+    with serve(settings) as server, _open(server) as student:
+        with _open(server) as teacher:
+            room = _open_room(teacher)
+            _join(student, room["code"])
+            _open_experiment(teacher)
+            _enter(student)
+            _summary(teacher, lambda m: len(m["students"]) == 1)
+        # The teacher's tab closed; the student's run goes on, and a new tab takes the room back.
+        step = _until(student, lambda m: m["type"] == "frame")["step"]
+        with _open(server) as back:
+            _send(back, {"type": "room_rejoin", "code": room["code"], "key": room["key"]})
+            announced = _until(back, lambda m: m["type"] == "experiment")
+            assert announced["field"] == "lr" and announced["state"] == "open"
+            summary = _summary(back, lambda m: len(m["students"]) == 1)
+            assert summary["students"][0]["step"] >= step
+            _send(back, {"type": "experiment_stop_all"})
+            assert (
+                _until(student, lambda m: m["type"] == "state" and m["state"] != "running")["state"]
+                == "stopped"
+            )
 
 
 def test_ending_the_room_ends_the_experiment_and_its_runs(live_server: LiveServer) -> None:

@@ -6,6 +6,7 @@
 
 import { PALETTE, PLOT_CONFIG, axis, baseLayout, depthRamp, emptyLayout, rgba, sizeOf, strokeWidth, typeSize } from "./theme.js";
 import { logTicks } from "./loss.js";
+import { StableRange } from "./scale.js";
 
 const ENDED = new Set(["done", "stopped", "timeout", "failed", "refused", "busy"]);
 const GROUPS = Object.freeze([
@@ -27,11 +28,14 @@ export class ClassChart {
   constructor(element) {
     this.element = element;
     this.hidden = false;
+    // The loss axis holds still while points move inside it: Plotly then redraws the points only.
+    this.logRange = new StableRange({ padding: 0.08, minSpan: 0.5 });
     this.reset(null);
   }
 
   /** An `experiment` announcement (its field and values) or null. */
   reset(experiment) {
+    this.logRange?.reset();
     this.field = experiment?.field ?? null;
     this.values = experiment?.values ?? [];
     this.students = [];
@@ -55,10 +59,10 @@ export class ClassChart {
     for (const p of this.students) byValue.set(p.index, [...(byValue.get(p.index) ?? []), p.id]);
     const x = (p) => spread(p, byValue.get(p.index));
     const losses = this.students.map((p) => p.loss).filter((v) => v > 0);
-    const lo = losses.length ? Math.log10(Math.min(...losses)) : -2;
-    const hi = losses.length ? Math.log10(Math.max(...losses)) : 1;
-    const yRange = [lo - 0.15 - (hi - lo < 0.5 ? 0.25 : 0), hi + 0.35];
-    const atTop = 10 ** (yRange[1] - 0.1);
+    const fitted = losses.length ? this.logRange.fit(Math.log10(Math.min(...losses)), Math.log10(Math.max(...losses))) : null;
+    const [lo, hi] = fitted ?? [-2, 1];
+    const yRange = [lo, hi + 0.3]; // the top is for the diverged
+    const atTop = 10 ** (yRange[1] - 0.12);
     const traces = [];
     for (const group of GROUPS) {
       const points = this.students.filter(group.test);
