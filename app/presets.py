@@ -11,6 +11,7 @@ server at start-up with a PresetError naming the preset and the field.
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -35,7 +36,11 @@ FrameMeasure = Literal[
     "landscape.loss_range",
     "landscape.grad_change",
     "landscape.beta",
+    "diverged_at",
 ]
+# A learning-rate sweep's point (a `sweep_result` message) at the check's `lr`: its final
+# training loss, its test accuracy, or whether it diverged (1) or not (0).
+SweepMeasure = Literal["sweep.final_loss", "sweep.test_acc", "sweep.diverged"]
 LayerMeasure = Literal[
     "grad_norm",
     "update_ratio",
@@ -50,6 +55,7 @@ LayerMeasure = Literal[
     "ics.cos",
 ]
 FRAME_MEASURES: tuple[str, ...] = get_args(FrameMeasure)
+SWEEP_MEASURES: tuple[str, ...] = get_args(SweepMeasure)
 Reduction = Literal["first", "last", "last/first", "max", "min", "mean"]
 
 
@@ -59,10 +65,14 @@ class Check:
     and a test can hold the quote to the preset's own runs (tests/test_presets.py).
 
     It reads the first frame of `run` at or past `step` that has the measure: a frame's own
-    field (test_acc, landscape.beta, ...), or a per-layer field reduced over the layers (those
-    whose name ends with `layers`, when given): first, last, last/first, max, min or mean. The
-    ICS measures (ics.dist, ics.cos) are per layer too, read from the frame's `ics` list, which
-    runs beside `layers` and is null where a layer has no weight (those layers are left out)."""
+    field (test_acc, landscape.beta, ...; diverged_at: the step of the frame whose loss is not
+    finite), or a per-layer field reduced over the layers (those whose name ends with `layers`,
+    when given): first, last, last/first, max, min or mean. The ICS measures (ics.dist, ics.cos)
+    are per layer too, read from the frame's `ics` list, which runs beside `layers` and is null
+    where a layer has no weight (those layers are left out). With `until`, the figure is the
+    mean of the readings of every frame from `step` through `until` that has the measure (each
+    ICS measurement is in one frame), known once a frame past `until` arrives or the run ends. A
+    sweep measure reads the `sweep_result` of `run` at learning rate `lr`."""
 
     says: str
     measure: str
@@ -72,11 +82,34 @@ class Check:
     run: Literal["A", "B"] = "A"
     of: Reduction | None = None
     layers: str | None = None
+    until: int | None = None
+    lr: float | None = None
+
+    def read(self, messages: Iterable[dict[str, Any]]) -> float | None:
+        """This check's figure from a run's messages in order (frames, sweep results)."""
+        if self.until is None:
+            return next((v for m in messages if (v := self.reading(m)) is not None), None)
+        values = []
+        for message in messages:
+            if message.get("type", "frame") == "frame" and message.get("run", "A") == self.run:
+                if message["step"] > self.until:
+                    break
+                if (value := self.reading(message)) is not None:
+                    values.append(value)
+        return sum(values) / len(values) if values else None
 
     def reading(self, frame: dict[str, Any]) -> float | None:
-        """This check's figure in a wire frame (None: the frame does not have it)."""
-        if frame["step"] < self.step or frame.get("run", "A") != self.run:
+        """This check's figure in one wire message (None: the message does not have it)."""
+        kind = frame.get("type", "frame")
+        if self.measure in SWEEP_MEASURES:
+            if kind != "sweep_result" or frame["run"] != self.run or frame["lr"] != self.lr:
+                return None
+            found = frame[self.measure.removeprefix("sweep.")]
+            return float(found) if found is not None else None
+        if kind != "frame" or frame["step"] < self.step or frame.get("run", "A") != self.run:
             return None
+        if self.measure == "diverged_at":
+            return float(frame["step"]) if frame["loss"] is None else None
         if self.of is None:
             found = _field(frame, self.measure)
             return float(found) if found is not None else None
@@ -115,6 +148,8 @@ class Check:
             "measure": self.measure,
             "of": self.of,
             "layers": self.layers,
+            "until": self.until,
+            "lr": self.lr,
             "range": [self.low, self.high],
         }
 
@@ -182,13 +217,28 @@ class _CheckEntry(BaseModel):
     says: str = Field(min_length=1, max_length=120)
     run: Literal["A", "B"] = "A"
     step: int = Field(ge=0)
-    measure: FrameMeasure | LayerMeasure
+    measure: FrameMeasure | LayerMeasure | SweepMeasure
     of: Reduction | None = None
     layers: str | None = Field(None, min_length=1)
+    until: int | None = Field(None, ge=0)
+    lr: float | None = Field(None, gt=0)
     range: list[float] = Field(min_length=2, max_length=2)
 
     @model_validator(mode="after")
     def _consistent(self) -> _CheckEntry:
+        sweep = self.measure in SWEEP_MEASURES
+        if sweep != (self.lr is not None):
+            raise ValueError(
+                f"checks: {self.measure}: `lr` names a sweep's point: a sweep measure needs it, no other"
+            )
+        if sweep and (self.of is not None or self.layers is not None or self.until is not None):
+            raise ValueError(
+                f"checks: {self.measure} is one number per sweep point: no `of`, `layers`, `until`"
+            )
+        if self.until is not None and self.until < self.step:
+            raise ValueError(f"checks: until ({self.until}) must not come before step ({self.step})")
+        if sweep:
+            return self
         per_layer = self.measure not in FRAME_MEASURES
         if per_layer and self.of is None:
             raise ValueError(
@@ -272,8 +322,10 @@ def _build(entry: _PresetEntry, bases: dict[str, dict[str, Any]]) -> Preset:
     for check in entry.checks:
         if check.run == "B" and entry.compare is None:
             raise PresetError(f"checks: {check.says!r} reads run B, but the preset has no compare")
-        if check.step > first.steps:
+        if max(check.step, check.until or 0) > first.steps:
             raise PresetError(f"checks: {check.says!r} reads step {check.step}, past steps={first.steps}")
+        if check.lr is not None and check.lr not in (entry.sweep_lrs or []):
+            raise PresetError(f"checks: {check.says!r} reads the sweep at lr {check.lr}, not in sweep_lrs")
     return Preset(
         id=entry.id,
         title=entry.title,
@@ -289,7 +341,7 @@ def _build(entry: _PresetEntry, bases: dict[str, dict[str, Any]]) -> Preset:
         view=entry.view,
         effect_step=entry.effect_step,
         checks=tuple(
-            Check(c.says, c.measure, c.step, c.range[0], c.range[1], c.run, c.of, c.layers)
+            Check(c.says, c.measure, c.step, c.range[0], c.range[1], c.run, c.of, c.layers, c.until, c.lr)
             for c in entry.checks
         ),
     )

@@ -297,6 +297,7 @@ class Run:
                 "config": asdict(self.spec),
                 "sweep": {"lrs": list(sweep.lrs), "steps": sweep.steps, "runs": list(bases)},
                 "layers": [],
+                **({"configs": {label: asdict(spec) for label, spec in bases.items()}} if self.twin else {}),
             }
         )
         self._state(RunState.RUNNING)

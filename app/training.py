@@ -308,10 +308,16 @@ class Trainer:
             self._ics = (step, [by_weight[w] if w is not None else None for w in self._tap_weight])
 
     def _frame_due(self) -> bool:
-        last = self.step == self.spec.steps
-        if self.frame_clock is not None:  # an evaluation step is a frame, or it would be skipped
-            return self.frame_clock.due(self.step, self.spec.emit_every, last or self._eval_due())
-        return last or self.step % self.spec.emit_every == 0
+        spec, step = self.spec, self.step
+        last = step == spec.steps
+        if self.frame_clock is not None:
+            # A step that measures (an evaluation; ICS, the landscape: they report in this
+            # step's frame) is a frame, as it is on the emit_every cadence of an unpaced run.
+            measures = (spec.ics_every > 0 and step % spec.ics_every == 0) or (
+                spec.landscape_every > 0 and step % spec.landscape_every == 0
+            )
+            return self.frame_clock.due(step, spec.emit_every, last or self._eval_due() or measures)
+        return last or step % spec.emit_every == 0
 
     def _eval_due(self) -> bool:
         return self.step % self.spec.eval_every == 0 or self.step == self.spec.steps

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from browser_fixtures import Lab
 from playwright.sync_api import expect
-from test_presets import SYNTHETIC_FRAME, preset_frames
+from test_presets import DIVERGED_FRAME, SWEEP_RESULT, SYNTHETIC_FRAME, preset_messages
 
 from app.presets import PRESETS, Check
 
@@ -42,17 +42,33 @@ def test_the_page_reads_a_check_as_the_server_does(lab: Lab) -> None:
     assert readings == [c.reading(SYNTHETIC_FRAME) for c in CASES]
     assert readings[0] == 0.5 and readings[6] is None and readings[-1] is None
     assert readings[-3:-1] == [1.0, 0.9]  # ICS read beside the layers, the weightless one left out
+    # A divergence, and a sweep's point, each read from its own message as the server reads it.
+    more = [
+        (Check("d", "diverged_at", 0, 0, 99), DIVERGED_FRAME),
+        (Check("d", "diverged_at", 0, 0, 99), {**DIVERGED_FRAME, "loss": 2.3}),
+        (Check("s", "sweep.test_acc", 0, 0, 1, run="B", lr=0.3), SWEEP_RESULT),
+        (Check("s", "sweep.diverged", 0, 0, 1, run="B", lr=0.3), SWEEP_RESULT),
+        (Check("s", "sweep.test_acc", 0, 0, 1, run="B", lr=1.0), SWEEP_RESULT),
+        (Check("s", "sweep.test_acc", 0, 0, 1, run="B", lr=0.3), SYNTHETIC_FRAME),
+    ]
+    readings = lab.page.evaluate(
+        """async (cases) => {
+      const { reading } = await import('/static/js/checks.js');
+      return cases.map(([check, message]) => reading(check, message));
+    }""",
+        [[c.to_wire(), m] for c, m in more],
+    )
+    assert readings == [c.reading(m) for c, m in more] == [7.0, None, 0.9, 0.0, None, None]
 
 
-# Per-layer readings at step 0 (glorot-init), the landscape probe's (landscape) and the ICS list
-# beside the layers (santurkar-ics-he), each as the wire carries it to the page.
-@pytest.mark.parametrize("preset_id", ["glorot-init", "landscape", "santurkar-ics-he"])
+# Per-layer readings at step 0 (glorot-init), the landscape probe's (landscape), the ICS list
+# beside the layers averaged over steps 10-100 (santurkar-ics-he) and the step a run diverged at
+# (high-lr), each as the wire carries it to the page.
+@pytest.mark.parametrize("preset_id", ["glorot-init", "landscape", "santurkar-ics-he", "high-lr"])
 def test_a_presets_run_shows_its_quoted_figures_read_from_its_own_frames(lab: Lab, preset_id: str) -> None:
     preset = next(p for p in PRESETS if p.id == preset_id)
-    expected = {}
-    frames = preset_frames(preset, seed=0, steps=max(check.step for check in preset.checks))
-    for check in preset.checks:
-        expected[check.says] = next(v for f in frames if (v := check.reading(f)) is not None)
+    messages = preset_messages(preset, seed=0)
+    expected = {check.says: check.read(messages) for check in preset.checks}
     lab.open(f"preset={preset_id}&max_steps_per_s=0")
     items = lab.page.locator("#preset-checks .claim-check")
     expect(items).to_have_count(len(preset.checks))
@@ -72,6 +88,28 @@ def test_a_presets_run_shows_its_quoted_figures_read_from_its_own_frames(lab: La
         assert value == pytest.approx(expected[check.says], rel=1e-6)
         assert state == ("holds" if check.holds(value) else "differs")
     assert all(state == "holds" for _, _, state in shown)
+    assert lab.errors == []
+
+
+def test_a_sweep_presets_checks_are_read_from_the_sweeps_results(lab: Lab) -> None:
+    preset = next(p for p in PRESETS if p.id == "lr-sweep")
+    expected = {check.says: check.read(preset_messages(preset, seed=0)) for check in preset.checks}
+    lab.open("preset=lr-sweep")
+    items = lab.page.locator("#preset-checks .claim-check")
+    expect(items).to_have_count(len(preset.checks))
+    lab.page.click("#btn-sweep")
+    lab.page.wait_for_function(
+        "[...document.querySelectorAll('#preset-checks .claim-check')].every((li) => li.dataset.value)",
+        timeout=120_000,
+    )
+    shown = lab.page.evaluate(
+        """[...document.querySelectorAll('#preset-checks .claim-check')].map((li) =>
+             [li.firstChild.textContent, Number(li.dataset.value), li.dataset.state])"""
+    )
+    for (says, value, state), check in zip(shown, preset.checks, strict=True):
+        assert says.startswith(check.says)
+        assert value == pytest.approx(expected[check.says], rel=1e-6)
+        assert state == "holds"
     assert lab.errors == []
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from app.loops import Say, Sweep, sweep_points
 from app.presets import DEFAULT_PRESET, PRESETS, PRESETS_FILE, Check, Preset, PresetError, load_presets
 from app.schemas import RunConfig, parse_run_config, parse_twin_configs
 from app.training import Trainer
@@ -151,6 +152,8 @@ def test_presets_that_quote_figures_carry_checks_the_page_can_read() -> None:
         "cnn-small-batch",
         "bjorck-deep-relu",
         "xiong-preln",
+        "high-lr",
+        "lr-sweep",
     }
     for preset in CHECKED:
         wire = preset.to_wire()["checks"]
@@ -158,13 +161,32 @@ def test_presets_that_quote_figures_carry_checks_the_page_can_read() -> None:
         assert all(c["range"][0] <= c["range"][1] for c in wire)
 
 
+def preset_messages(preset: Preset, seed: int) -> list[dict[str, Any]]:
+    """What the page reads a preset's checks from: its run's frames to the last step a check
+    reads, or, for a sweep's checks, the sweep's results (the page's sweep path)."""
+    if any(check.lr is not None for check in preset.checks):
+        return list(_sweep_results(preset.id, seed))
+    if any(check.measure == "diverged_at" for check in preset.checks):  # to the end, if need be
+        return preset_frames(preset, seed, preset.spec.steps)
+    return preset_frames(preset, seed, max(max(c.step, c.until or 0) for c in preset.checks))
+
+
+@functools.cache
+def _sweep_results(preset_id: str, seed: int) -> tuple[dict[str, Any], ...]:
+    preset = next(p for p in PRESETS if p.id == preset_id)
+    assert preset.sweep_lrs is not None
+    a, b = parse_twin_configs({**preset.config, "seed": seed}, preset.compare)
+    bases = {"A": a.to_spec(), **({"B": b.to_spec()} if b is not None else {})}
+    events = sweep_points(bases, Sweep(preset.sweep_lrs, preset.spec.steps), threading.Event())
+    return tuple(event.message for event in events if isinstance(event, Say))
+
+
 @pytest.mark.parametrize("preset", CHECKED, ids=[p.id for p in CHECKED])
 def test_every_quoted_figure_holds_for_the_presets_own_run_over_three_seeds(preset: Preset) -> None:
-    last = max(check.step for check in preset.checks)
     for seed in (0, 1, 2):
-        frames = preset_frames(preset, seed, last)
+        messages = preset_messages(preset, seed)
         for check in preset.checks:
-            value = next((v for f in frames if (v := check.reading(f)) is not None), None)
+            value = check.read(messages)
             assert value is not None, (preset.id, seed, check.says)
             assert check.holds(value), (preset.id, seed, check.says, value, (check.low, check.high))
 
@@ -209,6 +231,48 @@ def test_a_check_reads_the_first_frame_at_its_step_of_its_run() -> None:
     )
 
 
+# A frame of run A whose loss was not finite (the run diverged at step 7), and a sweep's point.
+DIVERGED_FRAME = {"type": "frame", "step": 7, "run": "A", "loss": None, "layers": []}
+SWEEP_RESULT = {
+    "type": "sweep_result",
+    "run": "B",
+    "lr": 0.3,
+    "final_loss": 0.25,
+    "test_acc": 0.9,
+    "diverged": False,
+}
+
+
+def test_divergence_and_sweep_points_are_read_from_their_own_messages() -> None:
+    diverged = Check("d", "diverged_at", 0, 0, 99)
+    assert diverged.reading(DIVERGED_FRAME) == 7.0
+    assert diverged.reading({**DIVERGED_FRAME, "loss": 2.3}) is None  # a finite step
+    assert diverged.reading(SWEEP_RESULT) is None
+    assert Check("s", "sweep.test_acc", 0, 0, 1, run="B", lr=0.3).reading(SWEEP_RESULT) == 0.9
+    assert Check("s", "sweep.diverged", 0, 0, 1, run="B", lr=0.3).reading(SWEEP_RESULT) == 0.0
+    assert Check("s", "sweep.test_acc", 0, 0, 1, run="B", lr=1.0).reading(SWEEP_RESULT) is None  # other rate
+    assert Check("s", "sweep.test_acc", 0, 0, 1, run="A", lr=0.3).reading(SWEEP_RESULT) is None  # other run
+    assert Check("s", "sweep.test_acc", 0, 0, 1, run="B", lr=0.3).reading(SYNTHETIC_FRAME) is None
+
+
+def test_a_check_with_until_averages_its_readings_over_the_window() -> None:
+    def frame(step: int, value: float | None, run: str = "A") -> dict[str, Any]:
+        return {"type": "frame", "step": step, "run": run, "test_acc": value, "layers": []}
+
+    window = Check("w", "test_acc", 10, 0, 1, until=30)
+    messages = [
+        frame(0, 0.9),
+        frame(10, 0.2),
+        frame(15, None),
+        frame(20, 0.4),
+        frame(20, 0.8, "B"),
+        frame(30, 0.6),
+    ]
+    assert window.read([*messages, frame(40, 0.99)]) == pytest.approx(0.4)  # 0.2, 0.4, 0.6
+    assert window.read(messages[:2]) == pytest.approx(0.2)  # the run ended early: as far as it went
+    assert window.read(messages[:1]) is None
+
+
 @pytest.mark.parametrize(
     ("check", "words"),
     [
@@ -220,6 +284,12 @@ def test_a_check_reads_the_first_frame_at_its_step_of_its_run() -> None:
         ('says = "x"\nstep = 1\nmeasure = "test_acc"\nrange = [1.0, 0.0]', "range must be [low, high]"),
         ('says = "x"\nstep = 99999\nmeasure = "test_acc"\nrange = [0.0, 1.0]', "past steps="),
         ('says = "x"\nstep = 1\nmeasure = "colour"\nrange = [0.0, 1.0]', "measure"),
+        ('says = "x"\nstep = 0\nmeasure = "sweep.test_acc"\nrange = [0.0, 1.0]', "a sweep measure needs it"),
+        (
+            'says = "x"\nstep = 0\nmeasure = "test_acc"\nlr = 0.1\nrange = [0.0, 1.0]',
+            "a sweep measure needs it",
+        ),
+        ('says = "x"\nstep = 9\nuntil = 5\nmeasure = "test_acc"\nrange = [0.0, 1.0]', "must not come before"),
     ],
 )
 def test_a_bad_check_is_refused_naming_the_preset(check: str, words: str) -> None:

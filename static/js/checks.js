@@ -9,9 +9,19 @@ function field(value, path) {
   return value;
 }
 
-/** This check's figure in a frame (null: the frame does not have it). */
+const SWEEP = "sweep.";
+
+/** This check's figure in one message: a frame, or a sweep's `sweep_result` (null: it does not
+ *  have it). */
 export function reading(check, frame) {
-  if (frame.step < check.step || (frame.run ?? "A") !== check.run) return null;
+  const kind = frame.type ?? "frame";
+  if (check.measure.startsWith(SWEEP)) {
+    if (kind !== "sweep_result" || frame.run !== check.run || frame.lr !== check.lr) return null;
+    const value = frame[check.measure.slice(SWEEP.length)];
+    return value === null || value === undefined ? null : Number(value);
+  }
+  if (kind !== "frame" || frame.step < check.step || (frame.run ?? "A") !== check.run) return null;
+  if (check.measure === "diverged_at") return frame.loss === null ? frame.step : null;
   if (!check.of) {
     const value = field(frame, check.measure);
     return value === null || value === undefined ? null : Number(value);
@@ -62,6 +72,7 @@ export class ClaimChecks {
     this.items = [];
     this.values = [];
     this.reading = false; // the run shown is the preset's: its frames are read
+    this.windows = []; // per check with `until`: [sum, count] of its readings so far
   }
 
   /** Show `preset`'s checks, nothing read yet. */
@@ -90,19 +101,49 @@ export class ClaimChecks {
     this.run = run;
     this.reading = runOfPreset(run, this.preset);
     this.values = this.checks.map(() => null);
+    this.windows = this.checks.map(() => [0, 0]);
     this.checks.forEach((_, i) => this.render(i));
   }
 
-  /** Read what the frame has of the checks not yet read. */
+  /** Read what the message (a frame, a sweep result) has of the checks not yet read. A check
+   *  with `until` averages its readings from `step` through `until` (app/presets.py, Check). */
   update(frame) {
     if (!this.reading) return;
     for (let i = 0; i < this.checks.length; i++) {
+      const check = this.checks[i];
       if (this.values[i] !== null) continue;
-      const value = reading(this.checks[i], frame);
+      if (check.until !== null && check.until !== undefined) {
+        if ((frame.type ?? "frame") !== "frame" || (frame.run ?? "A") !== check.run) continue;
+        if (frame.step > check.until) {
+          this.close(i);
+          continue;
+        }
+      }
+      const value = reading(check, frame);
       if (value === null || !Number.isFinite(value)) continue;
+      if (check.until !== null && check.until !== undefined) {
+        this.windows[i][0] += value;
+        this.windows[i][1] += 1;
+        continue;
+      }
       this.values[i] = value;
       this.render(i);
     }
+  }
+
+  /** The run ended: a window cut short is read as far as it went. */
+  finish() {
+    if (!this.reading) return;
+    this.checks.forEach((check, i) => {
+      if (this.values[i] === null && check.until !== null && check.until !== undefined) this.close(i);
+    });
+  }
+
+  close(i) {
+    const [sum, count] = this.windows[i];
+    if (!count) return;
+    this.values[i] = sum / count;
+    this.render(i);
   }
 
   render(i) {
@@ -115,7 +156,10 @@ export class ClaimChecks {
       delete item.dataset.value;
       if (!this.run) result.textContent = "press ▶ Play to check it";
       else if (!this.reading) result.textContent = "not checked: the run shown has other settings than the preset";
-      else result.textContent = `this run: at step ${check.step}…`;
+      else if (check.lr !== null && check.lr !== undefined) result.textContent = `this sweep: at rate ${check.lr}…`;
+      else if (check.until !== null && check.until !== undefined) {
+        result.textContent = `this run: steps ${check.step}–${check.until}…`;
+      } else result.textContent = `this run: at step ${check.step}…`;
       return;
     }
     const holds = value >= check.range[0] && value <= check.range[1];

@@ -202,7 +202,7 @@ function refreshButtons() {
 /** The state badge: the server's state, or what the page is waiting for. */
 function shownState() {
   if (player.state === "offline") return "offline";
-  if (player.queuePosition !== null && player.warming) return "warming up: the server is starting its workers";
+  if (player.queuePosition !== null && player.warming) return "warming up: starting a worker for your run";
   if (player.queuePosition !== null) return `waiting: #${player.queuePosition} in line`;
   if (player.pendingStart) return "starting";
   return player.state;
@@ -417,6 +417,7 @@ socket.on("started", (message) => {
     sweepChart.reset(message.sweep);
     byId("sweep-legend").hidden = message.sweep.runs.length < 2;
     views.show("sweep");
+    claimChecks.reset(message);
     requestRender();
     return;
   }
@@ -444,6 +445,7 @@ socket.on("frame", (message) => {
 socket.on("sweep_result", (message) => {
   if (!player.acceptFrames) return;
   stats.sweepResults += 1;
+  claimChecks.update(message);
   sweepChart.add(message);
   sweepPanel.result(message);
   status.sweepPoint(message);
@@ -454,6 +456,7 @@ socket.on("state", (message) => {
   if (player.sweeping && !message.run && message.state !== "running" && message.state !== "paused") {
     sweepPanel.ended(message.state);
   }
+  if (!message.run && message.state !== "running" && message.state !== "paused") claimChecks.finish();
   player.stateChanged(message);
 });
 
