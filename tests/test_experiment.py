@@ -5,12 +5,14 @@ moves, a leaver's point goes, and stop-all stops every run (issue #12)."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import pytest
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection
 
 from app.config import Settings
@@ -73,7 +75,23 @@ def _class(
         viewers = [stack.enter_context(_open(server)) for _ in range(students)]
         for viewer in viewers:
             _join(viewer, code)
-        yield teacher, code, viewers
+        try:
+            yield teacher, code, viewers
+        finally:
+            # Quiet first: a client that stops reading stops at 16 unread messages, and its
+            # close then waits out the close timeout (10 s) for the server's close frame.
+            with contextlib.suppress(ConnectionClosed):
+                _send(teacher, {"type": "room_close"})  # every student's run stops
+            for ws in (*viewers, teacher):
+                _drain(ws)
+
+
+def _drain(ws: ClientConnection, quiet_s: float = 0.3) -> None:
+    """Read until the connection has been quiet for `quiet_s` (or is closed)."""
+    with contextlib.suppress(TimeoutError, ConnectionClosed):
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            ws.recv(timeout=quiet_s)
 
 
 def _enter(student: ClientConnection, index: int | None = None) -> dict[str, Any]:
