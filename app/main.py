@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+import orjson
 import plotly
 import segno
 import torch
@@ -24,12 +25,13 @@ from fastapi.templating import Jinja2Templates
 
 from app import __version__
 from app.config import Settings
+from app.export import export_script, script_name
 from app.lessons import LESSONS
 from app.monitor import LoopLagMonitor
 from app.presets import DEFAULT_PRESET, PRESETS
 from app.rooms import Rooms, normalise_code
 from app.runner import Outbox, encode
-from app.schemas import ProtocolError, config_schema, parse_client_message
+from app.schemas import ProtocolError, config_schema, parse_client_message, parse_twin_configs
 from app.security import (
     FailureThrottle,
     RateLimit,
@@ -143,6 +145,30 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         }
         return JSONResponse(body, status_code=200 if pool.ready else 503)
 
+    @app.post("/api/export-script")
+    async def export_run(request: Request) -> Response:
+        """The run a config describes as one standalone PyTorch script (app/export.py): body
+        {"config": {...}, "compare": {...}?, "run": "A" | "B"?}, validated as a `start` is."""
+        try:
+            raw = await _bounded_json(request, settings.max_message_bytes)
+            config, compare, which = raw.get("config"), raw.get("compare"), raw.get("run", "A")
+            if not isinstance(config, dict) or not (compare is None or isinstance(compare, dict)):
+                raise ProtocolError(
+                    "bad_request", "the body needs 'config' (an object) and may have 'compare'"
+                )
+            if which not in ("A", "B") or (which == "B" and compare is None):
+                raise ProtocolError("bad_request", "'run' is A, or B when there is a 'compare'")
+            first, second = parse_twin_configs(config, compare)
+            spec = (second if which == "B" and second is not None else first).to_spec()
+        except ProtocolError as exc:
+            status_code = 413 if exc.code == "too_large" else 422
+            return JSONResponse(exc.to_wire(), status_code=status_code)
+        text = await asyncio.to_thread(export_script, spec)
+        disposition = f'attachment; filename="{script_name(spec)}"'
+        return Response(
+            text, media_type="text/x-python; charset=utf-8", headers={"Content-Disposition": disposition}
+        )
+
     @app.get("/api/config-schema")
     async def get_config_schema() -> dict[str, Any]:
         return config_schema()
@@ -225,6 +251,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 limits.pop(client, None)
 
     return app
+
+
+async def _bounded_json(request: Request, limit: int) -> dict[str, Any]:
+    """A request's JSON object body, read no further than `limit` bytes."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise ProtocolError("too_large", f"the body is larger than {limit} bytes")
+    try:
+        raw = orjson.loads(bytes(body))
+    except orjson.JSONDecodeError as exc:
+        raise ProtocolError("bad_json", f"the body is not valid JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ProtocolError("bad_json", "the body must be a JSON object")
+    return raw
 
 
 async def _expire_rooms(rooms: Rooms) -> None:
