@@ -25,6 +25,7 @@ import { FrameQueue } from "./charts/frames.js";
 import { isCompare, runOf } from "./charts/runs.js";
 import { ROOM_ERRORS, RoomClient } from "./room.js";
 import { ExperimentPanel } from "./experiment.js";
+import { download, fetchScript } from "./export.js";
 import { Lessons } from "./lessons.js";
 import { applyHiding, hiddenByLink } from "./hiding.js";
 import { presentation } from "./charts/theme.js";
@@ -185,6 +186,9 @@ const refreshNotes = () => runNotes.notes(shownRun);
 
 function refreshButtons() {
   const { state, connected } = player;
+  const compareOn = Boolean(pageState.compareFields);
+  byId("btn-export-script").textContent = compareOn ? "Export A as script" : "Export as script";
+  byId("btn-export-script-b").hidden = !compareOn;
   const label = state === "paused" ? "Resume" : state === "running" ? "Restart" : "Play";
   buttons.play.querySelector(".btn-play-label").textContent = label;
   buttons.play.title = state === "running" ? "Restart with the settings shown" : `${label} (Space)`;
@@ -345,6 +349,18 @@ installKeyboard(document, Object.fromEntries(Object.entries(actions).map(([name,
   name, (...args) => (room.viewing && STEERING_KEYS.has(name) ? false : act(...args)),
 ])));
 sweepPanel.onSweep(({ lrs, steps }) => player.sweep(pageState.config, pageState.compareFields, lrs, steps));
+
+async function exportScript(run) {
+  try {
+    const config = wireConfig(boot.schema, pageState.config);
+    const { name, text } = await fetchScript(config, pageState.compareFields, run);
+    download(name, text);
+  } catch (error) {
+    alerts.show("error", "Could not export the script:", error.message);
+  }
+}
+byId("btn-export-script").addEventListener("click", () => exportScript("A"));
+byId("btn-export-script-b").addEventListener("click", () => exportScript("B"));
 
 for (const radio of document.querySelectorAll('input[name="ridge-values"]')) {
   radio.addEventListener("change", () => { ridge.setValues(radio.value); requestRender(); });
