@@ -72,7 +72,9 @@ def test_the_teachers_run_reaches_viewers_and_a_late_joiner_gets_it_from_step_0(
         assert summary["role"] == "viewer" and "key" not in summary and history == []
         _send(teacher, {"type": "start", "config": PACED})
         assert _until(early, lambda m: m["type"] == "started")["config"]["depth"] == SMALL["depth"]
-        _until(early, lambda m: m["type"] == "frame" and m["step"] >= 50)
+        early_steps: list[int] = []  # every frame the viewer who watched from the start got
+        while not early_steps or early_steps[-1] < 50:
+            early_steps.append(_until(early, lambda m: m["type"] == "frame")["step"])
         with _open(live_server) as late:
             _, history = _join(late, code)
             kinds = [m["type"] for m in history]
@@ -80,8 +82,13 @@ def test_the_teachers_run_reaches_viewers_and_a_late_joiner_gets_it_from_step_0(
             steps = [m["step"] for m in history if m["type"] == "frame"]
             assert steps[0] == 0 and steps == sorted(set(steps))  # from the start, no duplicate
             live = _until(late, lambda m: m["type"] == "frame")
-            # No gap between the history and the live frames (this client reads as fast as they come).
-            assert live["step"] == steps[-1] + PACED["emit_every"]
+            # No gap between the history and the live frames: the viewer that watched from the
+            # start (its socket's buffers hold what it has not read yet) got the same frame after
+            # the history's last. A watched run's frames come by the clock, not on a fixed grid.
+            while early_steps[-1] < live["step"]:
+                early_steps.append(_until(early, lambda m: m["type"] == "frame")["step"])
+            assert early_steps[: len(steps)] == steps
+            assert early_steps[len(steps)] == live["step"]
             _send(teacher, {"type": "pause"})
             assert _until(late, lambda m: m["type"] == "state")["state"] == "paused"
         _send(teacher, {"type": "stop"})
