@@ -195,6 +195,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "load": round(pool.load, 3),  # the admitted runs' floors, in cores
             "capacity": pool.capacity,
             "workers_alive": sum(1 for w in pool.workers if w.alive),
+            "worker_crashes": pool.crashes,
             "workers_idle": pool.idle_count,
             "queue_length": pool.queue_length,
             "frames_dropped": sum(s.outbox.frames_dropped for s in sessions),

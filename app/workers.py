@@ -470,6 +470,7 @@ class WorkerPool:
         self._watchdog: asyncio.Task[None] | None = None
         self._spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spawn-worker")
         self._spawning = 0  # forks asked of the spawner thread, not yet done
+        self.crashes = 0  # workers that exited unasked (killed, crashed), since start-up
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -661,6 +662,7 @@ class WorkerPool:
         if worker.retired:
             logger.info("worker %s retired after a large job; starting a fresh one", worker.pid)
         else:
+            self.crashes += 1
             logger.warning("worker %s exited; starting a replacement", worker.pid)
         self._maintain()
 

@@ -161,14 +161,17 @@ def test_200_short_sessions_leave_no_trace(server: LiveServer) -> None:
         cycle()
     eventually(settled)
     gc.collect()
-    threads, pids, rss = threading.active_count(), sorted(w.pid for w in pool.workers), rss_mb()
+    threads, crashes, rss = threading.active_count(), pool.crashes, rss_mb()
 
     for _ in range(200):
         cycle()
 
     eventually(settled, timeout=10)
     eventually(lambda: threading.active_count() == threads, timeout=10)
-    assert sorted(w.pid for w in pool.workers) == pids, "a worker died or was replaced"
+    # Workers come and go on demand (a start while the last run stops forks another); none died,
+    # and only the spares stay.
+    assert pool.crashes == crashes, "a worker died"
+    eventually(lambda: len(pool.workers) == pool.spares, timeout=10)
     assert all(w.alive and w.process.is_alive() for w in pool.workers)
     gc.collect()
     growth = rss_mb() - rss
