@@ -66,7 +66,7 @@ class Settings(BaseSettings):
     # Admission (app/workers.py): each run trains in its own worker process. A run is admitted
     # while every admitted run can still keep the floor: floor_frames_per_s frames and
     # floor_steps_per_s steps a second (each run's need is priced from its config,
-    # app/budget.floor_load: the default preset needs ~0.05 of a core). The admitted runs share
+    # app/budget.floor_load: the default preset needs ~0.075 of a core). The admitted runs share
     # the CPU fairly (the kernel's fair scheduler, workers at worker_niceness below the server)
     # and each goes as fast as its share allows. Past capacity, starts wait in line, told their
     # place; past max_queue, "busy".

@@ -21,7 +21,7 @@ def test_quick_classroom_bench_streams_every_student_and_reports_every_measureme
 
     for row, size in zip(report["rows"], config["students"], strict=True):
         assert row["students"] == size
-        # The default preset's floor is ~0.05 of a core: a class this small is admitted whole.
+        # The default preset's floor is ~0.075 of a core: a class this small is admitted whole.
         assert row["admitted"] == row["streaming"] == size and row["busy"] == 0 and row["queued"] == 0
         assert 0 < row["fps"]["min"] <= row["fps"]["p5"] <= row["fps"]["median"]
         assert 0 < row["steps_per_s"]["min"] <= row["steps_per_s"]["median"]
