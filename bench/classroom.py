@@ -11,7 +11,8 @@ For each class size S a fresh `python -m app` starts (bench/load.py's `running_s
 uvicorn on a free loopback port, in its own process; `max_runs` 0, so admission is by capacity
 alone; no per-address job cap, since every student here is 127.0.0.1). This process holds the S
 students: S websocket connections (compression off, as browsers get it), all connected first,
-then each sends `start` with the default preset's config in the same instant. Like the page,
+then each sends `start` with the default preset's config (its steps raised to 100 000, so that
+no run ends inside the window) in the same instant. Like the page,
 every student acknowledges the frames it has read every 250 ms (`seen`).
 
 - **First frame:** from the student's `start` to its first frame (or to `queued`/`busy`, which
@@ -259,7 +260,9 @@ def targets(rows: list[dict[str, Any]]) -> dict[str, Any]:
 async def bench(args: argparse.Namespace) -> dict[str, Any]:
     sizes = args.students or (QUICK_SIZES if args.quick else SIZES)
     seconds = args.seconds or (3.0 if args.quick else 15.0)
-    config = DEFAULT_PRESET.config
+    # The preset's own config, but long enough that no run ends inside the window (at 300
+    # steps/s its 3000 steps last 10 s: a small class would finish before the window ends).
+    config = {**DEFAULT_PRESET.config, "steps": 100_000}
     start_load = loadavg()
     rows = [await one_class(size, seconds, config) for size in sizes]
     return {
