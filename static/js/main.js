@@ -26,6 +26,7 @@ import { isCompare, runOf } from "./charts/runs.js";
 import { ROOM_ERRORS, RoomClient } from "./room.js";
 import { ExperimentPanel } from "./experiment.js";
 import { download, fetchScript } from "./export.js";
+import { Recorder } from "./recorder.js";
 import { Lessons } from "./lessons.js";
 import { applyHiding, hiddenByLink } from "./hiding.js";
 import { presentation } from "./charts/theme.js";
@@ -69,6 +70,7 @@ const accuracy = new AccuracyReadout(byId("acc-readout"));
 const band = new BandChart(byId("chart-band"));
 const health = new HealthChart(byId("chart-health"), byId("nonfinite"));
 const claimChecks = new ClaimChecks(byId("preset-checks")); // "this run: …" beside quoted figures
+const recorder = new Recorder(); // the run's statistics, for the CSV and JSON downloads
 const sideCharts = [band, new LossChart(byId("chart-loss")), health];
 const views = new Views(document.querySelectorAll('input[name="view"]'), panels);
 const panelCharts = views.charts.filter((chart) => chart !== ridge);
@@ -359,6 +361,11 @@ async function exportScript(run) {
     alerts.show("error", "Could not export the script:", error.message);
   }
 }
+function refreshRecordButtons() {
+  for (const id of ["btn-record-csv", "btn-record-json"]) byId(id).disabled = recorder.length === 0;
+}
+byId("btn-record-csv").addEventListener("click", () => download(recorder.fileName("csv"), recorder.toCSV(), "text/csv"));
+byId("btn-record-json").addEventListener("click", () => download(recorder.fileName("json"), recorder.toJSON(), "application/json"));
 byId("btn-export-script").addEventListener("click", () => exportScript("A"));
 byId("btn-export-script-b").addEventListener("click", () => exportScript("B"));
 
@@ -446,6 +453,8 @@ socket.on("started", (message) => {
   fillLayerMenu(driftLayer, message.layers, (index) => waterfall.select(index));
   resetCharts(message);
   claimChecks.reset(message);
+  recorder.reset(message);
+  refreshRecordButtons();
 });
 
 socket.on("frame", (message) => {
@@ -455,6 +464,8 @@ socket.on("frame", (message) => {
   stats.receivedStep = message.step;
   waitingFrames.push(message);
   claimChecks.update(message);
+  recorder.add(message);
+  if (recorder.length === 1) refreshRecordButtons();
   requestRender();
 });
 
