@@ -27,6 +27,7 @@ import { ROOM_ERRORS, RoomClient } from "./room.js";
 import { ExperimentPanel } from "./experiment.js";
 import { download, fetchScript } from "./export.js";
 import { Recorder } from "./recorder.js";
+import { installImageButtons } from "./snapshot.js";
 import { Lessons } from "./lessons.js";
 import { applyHiding, hiddenByLink } from "./hiding.js";
 import { presentation } from "./charts/theme.js";
@@ -366,6 +367,11 @@ function refreshRecordButtons() {
 }
 byId("btn-record-csv").addEventListener("click", () => download(recorder.fileName("csv"), recorder.toCSV(), "text/csv"));
 byId("btn-record-json").addEventListener("click", () => download(recorder.fileName("json"), recorder.toJSON(), "application/json"));
+installImageButtons(
+  document.body,
+  (name, blob) => download(name, blob, blob.type),
+  (error) => alerts.show("error", "Could not save the image:", error.message),
+);
 byId("btn-export-script").addEventListener("click", () => exportScript("A"));
 byId("btn-export-script-b").addEventListener("click", () => exportScript("B"));
 
