@@ -127,8 +127,8 @@ class FrameClock:
     step rate; steps slower than FASTEST_FRAME_S are each a frame). Steps that carry a
     measurement (evaluation, the last step) always are. Twins in
     lockstep share one clock: the first to reach a step decides it, the other follows, so A
-    and B keep frames at the same steps. While single-stepping (`by_steps`) the step cadence
-    rules, as for an unpaced run.
+    and B keep frames at the same steps. While single-stepping (`by_steps`) a requested step
+    takes emit_every steps from the last frame, as on an unpaced run.
 
     `hold(step)` holds the run to its pace before each new step is decided (a frame every few
     dozen steps must not mean the steps between run flat out and then wait).
@@ -142,6 +142,7 @@ class FrameClock:
         self._last: float | None = None  # when the last frame was decided
         self._previous: float | None = None  # when the last step was decided
         self._decided_to = 0  # every step up to this one has been decided
+        self._last_step = 0  # the last frame's step
         self._frames: deque[int] = deque(maxlen=64)  # recent frame steps, for a twin that trails
         self.by_steps = False
 
@@ -158,13 +159,13 @@ class FrameClock:
         step_s = 0.0 if self._previous is None else now - self._previous  # the last step's time
         self._previous = now
         on_cadence = step % every == 0
-        if self.by_steps:
-            take = forced or on_cadence
+        if self.by_steps:  # a requested step: emit_every steps on from the last frame
+            take = forced or step - self._last_step >= every
         else:
             late = since + step_s >= TARGET_FRAME_S  # one more step would make the gap too long
             take = forced or (since >= FASTEST_FRAME_S and (on_cadence or late))
         if take:
-            self._last = now
+            self._last, self._last_step = now, step
             self._frames.append(step)
         return take
 

@@ -103,9 +103,9 @@ def test_measurement_steps_are_always_frames_and_single_steps_keep_the_step_cade
     clock = FrameClock(clock=ticks)
     assert clock.due(1, 5)  # the first frame comes at once
     assert clock.due(2, 5, forced=True)  # an evaluation step, however soon
-    clock.by_steps = True  # paused, stepping: a requested step is emit_every steps
+    clock.by_steps = True  # paused, stepping: a requested step is emit_every steps on
     ticks.now = 100.0
-    assert [s for s in range(3, 13) if clock.due(s, 5)] == [5, 10]
+    assert [s for s in range(3, 13) if clock.due(s, 5)] == [7, 12]
 
 
 # ----------------------------------------------------------------------------- admission
