@@ -1,6 +1,7 @@
 // Keyboard control for a projected demo: Space play/pause, N step, R reset, 1–5 norm,
 // ←/→ learning rate, P preset menu, C compare A / B, F presentation mode,
-// PageDown/PageUp the lesson's next/previous step. Keys are left alone while the user types in a field.
+// PageDown/PageUp the lesson's next/previous step, [ / ] one recorded frame, Home / End the first
+// recorded frame / live. Keys are left alone while the user types in a field.
 
 const TYPING = new Set(["text", "number", "search", "email", "url", "tel", "password"]);
 
@@ -49,6 +50,10 @@ export function installKeyboard(target, actions) {
       actions.togglePresent();
     } else if ((key === "PageDown" || key === "PageUp") && actions.lessonStep) {
       handled = actions.lessonStep(key === "PageDown" ? 1 : -1); // a presentation clicker's keys
+    } else if ((key === "[" || key === "]") && actions.timelineStep) {
+      handled = actions.timelineStep(key === "]" ? 1 : -1); // one recorded frame
+    } else if ((key === "Home" || key === "End") && actions.timelineEdge && !ownsArrows(event.target)) {
+      handled = actions.timelineEdge(key === "End" ? 1 : -1); // the first recorded frame, or live
     } else if (/^[1-9]$/.test(key)) {
       handled = actions.selectNorm(Number(key) - 1);
     } else if (arrow && !ownsArrows(event.target)) {

@@ -28,6 +28,7 @@ import { ExperimentPanel } from "./experiment.js";
 import { download, fetchScript } from "./export.js";
 import { Recorder } from "./recorder.js";
 import { installImageButtons } from "./snapshot.js";
+import { Timeline } from "./timeline.js";
 import { Lessons } from "./lessons.js";
 import { applyHiding, hiddenByLink } from "./hiding.js";
 import { presentation } from "./charts/theme.js";
@@ -72,6 +73,22 @@ const band = new BandChart(byId("chart-band"));
 const health = new HealthChart(byId("chart-health"), byId("nonfinite"));
 const claimChecks = new ClaimChecks(byId("preset-checks")); // "this run: …" beside quoted figures
 const recorder = new Recorder(); // the run's statistics, for the CSV and JSON downloads
+// The charts at any recorded moment: they are reset and given the recorded frames up to it.
+const timeline = new Timeline(
+  {
+    box: byId("timeline"), slider: byId("timeline-slider"), step: byId("timeline-step"),
+    live: byId("btn-live"), play: byId("btn-replay"), speed: byId("timeline-speed"),
+  },
+  {
+    show: (frames) => replayCharts(frames),
+    live: (frames) => replayCharts(frames),
+  },
+);
+function replayCharts(frames) {
+  resetCharts(shownRun);
+  for (const frame of frames) applyFrame(frame);
+  requestRender();
+}
 const sideCharts = [band, new LossChart(byId("chart-loss")), health];
 const views = new Views(document.querySelectorAll('input[name="view"]'), panels);
 const panelCharts = views.charts.filter((chart) => chart !== ridge);
@@ -127,13 +144,14 @@ let shownRun = null;       // the `started` of the run whose frames the charts s
 let framePending = false;  // a frame arrived since the last render
 
 // Frames received wait for the next animation frame, which shows one step (see frames.js).
-const waitingFrames = new FrameQueue((message) => {
+function applyFrame(message) {
   framePending = true;
   // History charts record every frame (test accuracy comes in a few frames only); drawing waits.
   for (const chart of frameCharts) chart.update(message);
   status.update(message);
   accuracy.update(message);
-});
+}
+const waitingFrames = new FrameQueue(applyFrame);
 
 const loop = new RenderLoop(ridge, [...sideCharts, ...panelCharts], (drewFrame) => {
   status.render();
@@ -297,6 +315,18 @@ const actions = {
     stats.framesByRun = { A: 0, B: 0 };
     resetCharts(null);
     claimChecks.reset(null);
+    timeline.reset(null);
+  },
+  timelineStep: (direction) => {
+    if (!timeline.frames.length) return false;
+    timeline.nudge(direction);
+    return true;
+  },
+  timelineEdge: (direction) => {
+    if (!timeline.frames.length) return false;
+    if (direction < 0) timeline.first();
+    else timeline.toLive();
+    return true;
   },
   selectNorm: (index) => controls.selectNorm(index),
   nudgeLearningRate: (direction) => controls.nudgeLearningRate(direction),
@@ -460,6 +490,7 @@ socket.on("started", (message) => {
   resetCharts(message);
   claimChecks.reset(message);
   recorder.reset(message);
+  timeline.reset(message);
   refreshRecordButtons();
 });
 
@@ -468,7 +499,7 @@ socket.on("frame", (message) => {
   stats.framesReceived += 1;
   stats.framesByRun[runOf(message)] += 1;
   stats.receivedStep = message.step;
-  waitingFrames.push(message);
+  if (timeline.add(message)) waitingFrames.push(message); // while replaying, only recorded
   claimChecks.update(message);
   recorder.add(message);
   if (recorder.length === 1) refreshRecordButtons();

@@ -1,0 +1,142 @@
+// The run's timeline: every chart at any recorded moment (issue: record, replay, export).
+//
+// The page keeps the frames it received (whole, histograms and all; bounded: past `cap` they are
+// thinned evenly, every other one going and the stride doubling, frames that carry a measurement
+// kept). Dragging the slider (or [ / ] one recorded frame, Home / End) shows that moment: the
+// charts are reset and given the recorded frames up to it, exactly as they were given the live
+// ones, so the ridge, band, loss, health and instruments all show that step. Meanwhile the live
+// run goes on being recorded; "Live" (or End at the newest frame) returns to it. Play replays the
+// recording from the moment shown at 0.5-4x the speed it was recorded at (frames' `t`). It works
+// paused, after the run ended and in compare mode (A and B are recorded side by side).
+
+const measured = (frame) => frame.test_acc !== null && frame.test_acc !== undefined || Boolean(frame.ics) || Boolean(frame.landscape);
+
+export class Timeline {
+  /** `elements`: {box, slider, step, live, play, speed}; `show(frames)` resets the charts to the
+   *  run and gives them `frames` (oldest first); `live()` puts the live frames back. */
+  constructor(elements, { show, live, cap = 600 }) {
+    this.elements = elements;
+    this.show = show;
+    this.goLive = live;
+    this.cap = Math.max(2, cap);
+    this.timer = null;
+    this.frames = [];
+    this.index = null; // the recorded frame shown; null: live
+    this.reset(null);
+    elements.slider.addEventListener("input", () => this.seek(Number(elements.slider.value)));
+    elements.live.addEventListener("click", () => this.toLive());
+    elements.play.addEventListener("click", () => (this.timer ? this.stopPlayback() : this.playBack()));
+  }
+
+  /** A new run (its `started`; null: none): nothing recorded, live. */
+  reset(started) {
+    this.stopPlayback();
+    this.started = started;
+    this.frames = [];
+    this.stride = 1;
+    this.seen = 0;
+    this.index = null; // the recorded frame shown; null: live
+    this.render();
+  }
+
+  get replaying() { return this.index !== null; }
+
+  /** Record a live frame; true when the charts should show it (live), false while replaying. */
+  add(frame) {
+    if (!this.started) return true;
+    this.seen += 1;
+    if (measured(frame) || this.seen % this.stride === 0) {
+      this.frames.push(frame);
+      if (this.frames.length > this.cap) this.thin();
+    }
+    this.render();
+    return !this.replaying;
+  }
+
+  thin() {
+    const many = this.frames.filter(measured).length > this.cap / 2;
+    let ordinary = 0;
+    let kept = 0;
+    const shown = this.replaying ? this.frames[this.index] : null;
+    this.frames = this.frames.filter((f) => f === shown || (measured(f) ? !many || kept++ % 2 === 0 : ordinary++ % 2 === 0));
+    this.stride *= 2;
+    if (shown) this.index = this.frames.indexOf(shown);
+  }
+
+  /** Show recorded frame `index` (clamped); the charts get every recorded frame up to it. */
+  seek(index) {
+    if (!this.frames.length) return;
+    const last = this.frames.length - 1;
+    const at = Math.max(0, Math.min(last, Math.round(index)));
+    this.index = at;
+    // Twins share a step: show both of the step reached.
+    let end = at + 1;
+    while (end < this.frames.length && this.frames[end].step === this.frames[at].step) end += 1;
+    this.show(this.frames.slice(0, end));
+    this.render();
+  }
+
+  /** One recorded frame (or twin pair) back or on. */
+  nudge(direction) {
+    if (!this.frames.length) return;
+    let at = this.replaying ? this.index : this.frames.length - 1;
+    const step = this.frames[at].step;
+    if (direction < 0) {
+      while (at > 0 && this.frames[at].step === step) at -= 1;
+      while (at > 0 && this.frames[at - 1].step === this.frames[at].step) at -= 1;
+    } else {
+      while (at < this.frames.length - 1 && this.frames[at].step === step) at += 1;
+    }
+    this.seek(at);
+  }
+
+  first() { this.seek(0); }
+
+  toLive() {
+    this.stopPlayback();
+    if (!this.replaying) return;
+    this.index = null;
+    this.goLive(this.frames);
+    this.render();
+  }
+
+  /** Replay from the frame shown at the chosen speed, by the frames' own clock. */
+  playBack() {
+    if (!this.frames.length) return;
+    if (!this.replaying || this.index >= this.frames.length - 1) this.seek(0);
+    const speed = Number(this.elements.speed.value) || 1;
+    const startWall = performance.now();
+    const startT = this.frames[this.index].t ?? 0;
+    const tick = () => {
+      const due = startT + ((performance.now() - startWall) / 1000) * speed;
+      let at = this.index;
+      while (at < this.frames.length - 1 && (this.frames[at + 1].t ?? 0) <= due) at += 1;
+      if (at !== this.index) this.seek(at);
+      if (this.index >= this.frames.length - 1) this.stopPlayback();
+      else this.timer = requestAnimationFrame(tick);
+    };
+    this.timer = requestAnimationFrame(tick);
+    this.render();
+  }
+
+  stopPlayback() {
+    if (this.timer) cancelAnimationFrame(this.timer);
+    this.timer = null;
+    this.render();
+  }
+
+  render() {
+    const { box, slider, step, live, play } = this.elements;
+    const count = this.frames.length;
+    box.hidden = count === 0;
+    slider.max = String(Math.max(0, count - 1));
+    slider.value = String(this.replaying ? this.index : Math.max(0, count - 1));
+    slider.disabled = count < 2;
+    const shown = this.replaying ? this.frames[this.index] : this.frames.at(-1);
+    step.textContent = shown ? `step ${shown.step}${this.replaying ? "" : " · live"}` : "";
+    live.disabled = !this.replaying;
+    live.setAttribute("aria-pressed", String(!this.replaying));
+    play.textContent = this.timer ? "Pause replay" : "Replay";
+    box.toggleAttribute("data-replaying", this.replaying);
+  }
+}
