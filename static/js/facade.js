@@ -30,6 +30,7 @@ export function installFacade({
     get formCompare() { return pageState.compareFields; },
     get view() { return views.current; },
     get sweepResults() { return stats.sweepResults; },
+    get recordingsOpened() { return stats.recordingsOpened; },
     /** The classroom: this page's role in a room (teacher, viewer or null), its code, viewers. */
     /** The lesson shown: {lesson, step, revealed}, or null. */
     get lesson() { return lessons.state; },

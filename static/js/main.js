@@ -29,6 +29,7 @@ import { download, fetchScript } from "./export.js";
 import { Recorder } from "./recorder.js";
 import { installImageButtons } from "./snapshot.js";
 import { Timeline } from "./timeline.js";
+import { parseRecording, readRecordingFile, recordingName, recordingText } from "./recording.js";
 import { Lessons } from "./lessons.js";
 import { applyHiding, hiddenByLink } from "./hiding.js";
 import { presentation } from "./charts/theme.js";
@@ -84,6 +85,43 @@ const timeline = new Timeline(
     live: (frames) => replayCharts(frames),
   },
 );
+byId("btn-save-recording").addEventListener("click", () => {
+  download(recordingName(timeline.started, timeline.frames), recordingText(timeline.started, timeline.frames), "application/json");
+});
+
+/** Show a saved recording: the live run (if any) stops, the charts replay the file's frames. */
+async function openRecording(file) {
+  try {
+    const { started, frames } = parseRecording(await readRecordingFile(file));
+    actions.reset();
+    status.setRun(started);
+    fillLayerMenu(bandLayer, started.layers, (index) => band.select(index));
+    fillLayerMenu(driftLayer, started.layers, (index) => waterfall.select(index));
+    resetCharts(started);
+    timeline.reset(started);
+    for (const frame of frames) timeline.add(frame);
+    timeline.seek(timeline.frames.length - 1); // a recording is replayed, never live
+    stats.recordingsOpened += 1;
+    alerts.dismiss("error");
+  } catch (error) {
+    alerts.show("error", `Could not open ${file.name}:`, error.message);
+  }
+}
+byId("recording-file").addEventListener("change", (event) => {
+  const [file] = event.target.files;
+  if (file) openRecording(file);
+  event.target.value = "";
+});
+byId("main").addEventListener("dragover", (event) => {
+  if ([...(event.dataTransfer?.items ?? [])].some((item) => item.kind === "file")) event.preventDefault();
+});
+byId("main").addEventListener("drop", (event) => {
+  const [file] = event.dataTransfer?.files ?? [];
+  if (!file) return;
+  event.preventDefault();
+  openRecording(file);
+});
+
 function replayCharts(frames) {
   resetCharts(shownRun);
   for (const frame of frames) applyFrame(frame);
@@ -138,7 +176,7 @@ controls.queryOf = () => pageState.toQuery();
 // Counters for tests and the curious (window.shiftscope); runFrames restarts with every run.
 const stats = {
   framesReceived: 0, framesRendered: 0, runFrames: 0, runs: 0, lastStep: null, receivedStep: null,
-  framesByRun: { A: 0, B: 0 }, sweepResults: 0,
+  framesByRun: { A: 0, B: 0 }, sweepResults: 0, recordingsOpened: 0,
 };
 let shownRun = null;       // the `started` of the run whose frames the charts show
 let framePending = false;  // a frame arrived since the last render
