@@ -26,7 +26,7 @@ from dataclasses import fields
 from datetime import UTC, datetime
 from pathlib import Path
 
-from app import __version__
+from app import __version__, probes
 from app.datasets.classification import DIGITS_FILE
 from app.spec import RunSpec
 from app.training import BatchSampler, build_optimizer
@@ -95,7 +95,7 @@ def export_script(spec: RunSpec) -> str:
             f"# {'=' * 94}\n# The training loop: what app/training.py's Trainer does, less the instruments.",
             textwrap.dedent(inspect.getsource(BatchSampler)),
             textwrap.dedent(inspect.getsource(build_optimizer)),
-            TRAINING.replace("BUILD_NETWORK", BUILDERS[spec.arch]),
+            _training_loop(spec),
             _digits_data() if digits else "",
             'if __name__ == "__main__":\n    main()\n',
         ]
@@ -171,10 +171,11 @@ def _inline(path: Path) -> tuple[list[str], str]:
             drop.update(span)
     body = "\n".join(line for i, line in enumerate(lines) if i not in drop).strip("\n")
     if path.name == "classification.py":  # the digits come embedded at the end of the script
-        body = body.replace(
-            '    with gzip.open(DIGITS_FILE, "rt") as f:',
-            '    with gzip.open(io.BytesIO(base64.b64decode(DIGITS_CSV_GZ)), "rt") as f:',
-        )
+        reading = '    with gzip.open(DIGITS_FILE, "rt") as f:'
+        if reading not in body:  # loud, not a script that looks for a file it does not have
+            raise RuntimeError(f"app/{path.name} no longer reads the digits with {reading.strip()!r}")
+        embedded = '    with gzip.open(io.BytesIO(base64.b64decode(DIGITS_CSV_GZ)), "rt") as f:'
+        body = body.replace(reading, embedded)
         imports += ["import base64", "import io"]
     return imports, f"{header}\n\n{body}\n" if header else f"{body}\n"
 
@@ -194,6 +195,22 @@ def _sorted_imports(imports: list[str]) -> list[str]:
     return [f"from __future__ import {', '.join(sorted(future))}", "", *sorted(plain), *merged]
 
 
+def _training_loop(spec: RunSpec) -> str:
+    """The loop, with the probes' own constants and summary rule (not restated here)."""
+    filled = {
+        "MAX_SUMMARY_VALUES": repr(probes.MAX_SUMMARY_VALUES),
+        "FRAME_SUMMARY_VALUES": repr(probes.FRAME_SUMMARY_VALUES),
+        "MIN_SUMMARY_VALUES": repr(probes.MIN_SUMMARY_VALUES),
+        "SATURATION_FRACTION": repr(probes.SATURATION_FRACTION),
+        "GELU_DEAD_BELOW": repr(probes.GELU_DEAD_BELOW),
+        "summary_values": inspect.getsource(probes.summary_values).rstrip(),
+    }
+    text = TRAINING.replace("BUILD_NETWORK", BUILDERS[spec.arch])
+    for key, value in filled.items():
+        text = text.replace("{" + key + "}", value)
+    return text
+
+
 def _digits_data() -> str:
     encoded = base64.b64encode(DIGITS_FILE.read_bytes()).decode()
     wrapped = "\n".join(textwrap.wrap(encoded, 100))
@@ -205,9 +222,15 @@ def _digits_data() -> str:
 
 
 TRAINING = '''
-def summary_values(taps):
-    """How many values of each tapped tensor ShiftScope summarises (app/probes.py)."""
-    return max(2048, min(8192, 16 * 8192 // max(1, 2 * taps)))
+# What ShiftScope's probes (app/probes.py) summarise and call saturated or dead.
+MAX_SUMMARY_VALUES = {MAX_SUMMARY_VALUES}
+FRAME_SUMMARY_VALUES = {FRAME_SUMMARY_VALUES}
+MIN_SUMMARY_VALUES = {MIN_SUMMARY_VALUES}
+SATURATION_FRACTION = {SATURATION_FRACTION}
+GELU_DEAD_BELOW = {GELU_DEAD_BELOW}
+
+
+{summary_values}
 
 
 def statistics(values, limit):
@@ -228,11 +251,11 @@ def fractions(activation, pre, post):
     nothing for the whole batch), over the whole batch."""
     saturated = dead = 0.0
     if activation == "sigmoid":
-        saturated = (post * (1 - post) < 0.05 * 0.25).float().mean().item()
+        saturated = (post * (1 - post) < SATURATION_FRACTION * 0.25).float().mean().item()
     elif activation == "tanh":
-        saturated = (1 - post * post < 0.05).float().mean().item()
+        saturated = (1 - post * post < SATURATION_FRACTION).float().mean().item()
     if activation in ("relu", "gelu"):
-        off = (pre <= 0) if activation == "relu" else (pre < -3.0)
+        off = (pre <= 0) if activation == "relu" else (pre < GELU_DEAD_BELOW)
         dead = off.reshape(off.shape[0], -1).all(dim=0).float().mean().item()
     return saturated, dead
 

@@ -190,7 +190,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "sessions": len(sessions),
             "clients": len(app.state.clients),
             "runs_active": sum(1 for s in sessions if s.run is not None and s.run.active),
-            "run_slots": pool.size,
+            "run_slots": pool.max_workers,
             "runs_admitted": pool.running,
             "load": round(pool.load, 3),  # the admitted runs' floors, in cores
             "capacity": pool.capacity,
@@ -319,7 +319,7 @@ async def serve_session(websocket: WebSocket, app: FastAPI, client: str, address
                 "max_message_bytes": settings.max_message_bytes,
                 "max_messages_per_s": settings.max_messages_per_s,
                 "max_run_seconds": settings.max_run_seconds,
-                "runs": pool.size,
+                "runs": pool.max_workers,
                 "queue": pool.max_queue,
             },
         }

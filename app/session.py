@@ -64,7 +64,6 @@ class Session:
         self._jobs_of = jobs_of  # jobs (running or waiting) of an address's sessions
         self.settings = settings
         self.pool = pool
-        self._load = 0.0  # the floor load of the run being started (app/budget.floor_load)
         self.cuda_available = cuda_available
         self.on_busy = on_busy
         self.run: RemoteRun | None = None
@@ -339,14 +338,13 @@ class Session:
             twin=job.twin,
             sweep_steps=job.sweep[1] if job.sweep else None,
         )
-        self._load = load
         try:
-            worker = await self.pool.acquire(self._queued, load)
+            worker = await self.pool.acquire(lambda place, warming: self._queued(place, warming, load), load)
         except Busy:
             self.outbox.put(
                 {
                     "type": "busy",
-                    "message": f"the server is full: {self._capacity_text()}, and all "
+                    "message": f"the server is full: {self._capacity_text(load)}, and all "
                     f"{self.pool.max_queue} places in line are taken; try again in a minute",
                     "runs": self.pool.running,
                     "queue": self.pool.max_queue,
@@ -358,22 +356,23 @@ class Session:
             job.spec, self.outbox, run_id, self.settings.max_run_seconds, twin=job.twin, sweep=job.sweep
         )
 
-    def _capacity_text(self) -> str:
+    def _capacity_text(self, load: float) -> str:
+        """Why a run of this floor load is not admitted now."""
         pool, floor = self.pool, self.settings
-        if pool.running >= pool.size:
+        if pool.running >= pool.max_workers:
             return (
                 f"{pool.running} runs are training, the most this server takes at once (SHIFTSCOPE_MAX_RUNS)"
             )
         return (
             f"{pool.running} runs are training and need {pool.load:.2f} of the {pool.capacity:.2f} cores "
             f"runs may share to keep {floor.floor_frames_per_s:g} frames/s and {floor.floor_steps_per_s:g} "
-            f"steps/s each; this run needs {self._load:.2f} more"
+            f"steps/s each; this run needs {load:.2f} more"
         )
 
-    def _queued(self, position: int, warming: bool) -> None:
+    def _queued(self, position: int, warming: bool, load: float) -> None:
         """A place in line: waiting for capacity (`message` says why), or, admitted, for a
         worker to warm up (start-up, or a replacement)."""
-        message = "starting a worker for your run" if warming else f"waiting: {self._capacity_text()}"
+        message = "starting a worker for your run" if warming else f"waiting: {self._capacity_text(load)}"
         self.outbox.put(
             {
                 "type": "queued",

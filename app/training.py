@@ -125,7 +125,7 @@ class FrameClock:
     after the last. Past that, a step that is a multiple of `emit_every` is a frame, and so is
     any step once waiting for the next would pass TARGET_FRAME_S (~24 frames/s whatever the
     step rate; steps slower than FASTEST_FRAME_S are each a frame). Steps that carry a
-    measurement (evaluation, the last step) always are. Twins in
+    measurement (an evaluation, ICS, the landscape, the last step) always are. Twins in
     lockstep share one clock: the first to reach a step decides it, the other follows, so A
     and B keep frames at the same steps. While single-stepping (`by_steps`) a requested step
     takes emit_every steps from the last frame, as on an unpaced run.

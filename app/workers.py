@@ -478,11 +478,6 @@ class WorkerPool:
         self._watchdog = asyncio.create_task(self._watch())
 
     @property
-    def size(self) -> int:
-        """The most runs at once (capacity may admit fewer)."""
-        return self.max_workers
-
-    @property
     def idle_count(self) -> int:
         return len(self._idle)
 

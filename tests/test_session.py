@@ -46,7 +46,7 @@ class FakeWorker:
 
 
 class FakePool:
-    size, max_queue = 1, 0
+    max_workers, max_queue = 1, 0
 
     def __init__(self) -> None:
         self.worker = FakeWorker()

@@ -8,6 +8,7 @@
 //   // student: Join → "Your value: lr = 1"
 
 import { ClassChart, ClassRidges, valueLabel } from "./charts/class.js";
+import { download } from "./download.js";
 
 // Values offered when the teacher picks a field: a spread wide enough to show something.
 export const DEFAULT_VALUES = Object.freeze({
@@ -104,14 +105,8 @@ export class ExperimentPanel {
   /** The class's results as a JSON file: the experiment and its last summary. */
   save() {
     const results = { saved_at: new Date().toISOString(), experiment: this.experiment, summary: this.summary };
-    const blob = new Blob([JSON.stringify(results, null, 2)], { type: "application/json" });
-    const link = document.createElement("a");
-    link.href = URL.createObjectURL(blob);
-    link.download = `class-experiment-${this.experiment?.field ?? "results"}-${results.saved_at.slice(0, 19).replaceAll(":", "")}.json`;
-    document.body.append(link);
-    link.click();
-    link.remove();
-    setTimeout(() => URL.revokeObjectURL(link.href), 1000);
+    const name = `class-experiment-${this.experiment?.field ?? "results"}-${results.saved_at.slice(0, 19).replaceAll(":", "")}.json`;
+    download(name, JSON.stringify(results, null, 2), "application/json");
   }
 
   // --- student --------------------------------------------------------------------------------

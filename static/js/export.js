@@ -20,15 +20,3 @@ export async function fetchScript(config, compare = null, run = "A") {
   const name = /filename="([^"]+)"/.exec(disposition)?.[1] ?? "shiftscope-run.py";
   return { name, text: await reply.text() };
 }
-
-/** Save `text` as a file called `name` (the browser's download). */
-export function download(name, text, type = "text/x-python") {
-  const url = URL.createObjectURL(new Blob([text], { type }));
-  const link = document.createElement("a");
-  link.href = url;
-  link.download = name;
-  document.body.append(link);
-  link.click();
-  link.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 1000);
-}

@@ -25,7 +25,8 @@ import { FrameQueue } from "./charts/frames.js";
 import { isCompare, runOf } from "./charts/runs.js";
 import { ROOM_ERRORS, RoomClient } from "./room.js";
 import { ExperimentPanel } from "./experiment.js";
-import { download, fetchScript } from "./export.js";
+import { fetchScript } from "./export.js";
+import { download } from "./download.js";
 import { Recorder } from "./recorder.js";
 import { installImageButtons } from "./snapshot.js";
 import { Timeline } from "./timeline.js";
@@ -80,10 +81,7 @@ const timeline = new Timeline(
     box: byId("timeline"), slider: byId("timeline-slider"), step: byId("timeline-step"),
     live: byId("btn-live"), play: byId("btn-replay"), speed: byId("timeline-speed"),
   },
-  {
-    show: (frames) => replayCharts(frames),
-    live: (frames) => replayCharts(frames),
-  },
+  { show: (frames) => replayCharts(frames) },
 );
 byId("btn-save-recording").addEventListener("click", () => {
   download(recordingName(timeline.started, timeline.frames), recordingText(timeline.started, timeline.frames), "application/json");
@@ -94,12 +92,12 @@ async function openRecording(file) {
   try {
     const { started, frames } = parseRecording(await readRecordingFile(file));
     actions.reset();
-    status.setRun(started);
-    fillLayerMenu(bandLayer, started.layers, (index) => band.select(index));
-    fillLayerMenu(driftLayer, started.layers, (index) => waterfall.select(index));
-    resetCharts(started);
-    timeline.reset(started);
-    for (const frame of frames) timeline.add(frame);
+    showRun(started);
+    for (const frame of frames) {
+      timeline.add(frame);
+      recorder.add(frame); // its statistics download as CSV and JSON too
+    }
+    refreshRecordButtons();
     timeline.seek(timeline.frames.length - 1); // a recording is replayed, never live
     stats.recordingsOpened += 1;
     alerts.dismiss("error");
@@ -425,7 +423,7 @@ async function exportScript(run) {
   try {
     const config = wireConfig(boot.schema, pageState.config);
     const { name, text } = await fetchScript(config, pageState.compareFields, run);
-    download(name, text);
+    download(name, text, "text/x-python");
   } catch (error) {
     alerts.show("error", "Could not export the script:", error.message);
   }
@@ -518,19 +516,24 @@ socket.on("started", (message) => {
     requestRender();
     return;
   }
+  showRun(message);
+});
+
+/** The charts, menus, checks and records set up for a run (live, or a recording opened). */
+function showRun(started) {
   stats.runFrames = 0;
   stats.lastStep = null;
   stats.receivedStep = null;
   stats.framesByRun = { A: 0, B: 0 };
-  status.setRun(message);
-  fillLayerMenu(bandLayer, message.layers, (index) => band.select(index));
-  fillLayerMenu(driftLayer, message.layers, (index) => waterfall.select(index));
-  resetCharts(message);
-  claimChecks.reset(message);
-  recorder.reset(message);
-  timeline.reset(message);
+  status.setRun(started);
+  fillLayerMenu(bandLayer, started.layers, (index) => band.select(index));
+  fillLayerMenu(driftLayer, started.layers, (index) => waterfall.select(index));
+  resetCharts(started);
+  claimChecks.reset(started);
+  recorder.reset(started);
+  timeline.reset(started);
   refreshRecordButtons();
-});
+}
 
 socket.on("frame", (message) => {
   if (!player.acceptFrames) return;

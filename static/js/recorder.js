@@ -1,10 +1,9 @@
 // What the page has seen of the current run, kept so it can be saved: every frame's statistics
-// (not its histogram counts), bounded. Past `cap` frames the record is thinned evenly: every other
-// frame goes and the stride doubles, so an hour-long run costs what a few minutes do (as the
-// room's history on the server, app/rooms.py RoomHistory). Frames that carry a measurement (test
-// accuracy, ICS, the landscape) are always kept.
+// (not its histogram counts), bounded and thinned evenly past `cap` frames (thinned.js).
 //
 //   recorder.reset(started); recorder.add(frame); recorder.toCSV(); recorder.toJSON()
+
+import { ThinnedRecord } from "./thinned.js";
 
 export const RECORD_FORMAT = "shiftscope-statistics";
 export const RECORD_VERSION = 1;
@@ -37,8 +36,6 @@ function compact(frame) {
   };
 }
 
-const measured = (frame) => frame.test_acc !== null || frame.layers.some((l) => l.ics_dist !== null);
-
 function cell(value) {
   if (value === null || value === undefined) return "";
   if (typeof value === "number") return Number.isFinite(value) ? String(value) : "";
@@ -48,37 +45,24 @@ function cell(value) {
 
 export class Recorder {
   constructor(cap = 4000) {
-    this.cap = Math.max(2, cap);
-    this.reset(null);
+    this.record = new ThinnedRecord(cap);
+    this.started = null;
   }
 
   /** A new run (its `started`; null: none): nothing recorded yet. */
   reset(started) {
     this.started = started;
-    this.frames = [];
-    this.stride = 1; // keep every stride-th ordinary frame
-    this.seen = 0;
+    this.record.clear();
   }
 
-  get length() { return this.frames.length; }
+  get length() { return this.record.length; }
+
+  get frames() { return this.record.entries; }
+
+  get stride() { return this.record.stride; }
 
   add(frame) {
-    if (!this.started) return;
-    const kept = compact(frame);
-    this.seen += 1;
-    if (!measured(kept) && this.seen % this.stride !== 0) return;
-    this.frames.push(kept);
-    if (this.frames.length > this.cap) this.thin();
-  }
-
-  /** Every other ordinary frame goes and the stride doubles; measurements stay, unless they
-   *  alone fill half the record, when every other one of them goes too. */
-  thin() {
-    const many = this.frames.filter(measured).length > this.cap / 2;
-    let ordinary = 0;
-    let kept = 0;
-    this.frames = this.frames.filter((f) => (measured(f) ? !many || kept++ % 2 === 0 : ordinary++ % 2 === 0));
-    this.stride *= 2;
+    if (this.started) this.record.add(frame, compact(frame));
   }
 
   /** The record as CSV text: a header, then one row per frame × layer. */

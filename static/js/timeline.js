@@ -9,18 +9,16 @@
 // recording from the moment shown at 0.5-4x the speed it was recorded at (frames' `t`). It works
 // paused, after the run ended and in compare mode (A and B are recorded side by side).
 
-const measured = (frame) => frame.test_acc !== null && frame.test_acc !== undefined || Boolean(frame.ics) || Boolean(frame.landscape);
+import { ThinnedRecord } from "./thinned.js";
 
 export class Timeline {
   /** `elements`: {box, slider, step, live, play, speed}; `show(frames)` resets the charts to the
-   *  run and gives them `frames` (oldest first); `live()` puts the live frames back. */
-  constructor(elements, { show, live, cap = 600 }) {
+   *  run and gives them `frames` (oldest first): a recorded moment, or all of them going live. */
+  constructor(elements, { show, cap = 600 }) {
     this.elements = elements;
     this.show = show;
-    this.goLive = live;
-    this.cap = Math.max(2, cap);
+    this.record = new ThinnedRecord(cap);
     this.timer = null;
-    this.frames = [];
     this.index = null; // the recorded frame shown; null: live
     this.reset(null);
     elements.slider.addEventListener("input", () => this.seek(Number(elements.slider.value)));
@@ -32,35 +30,23 @@ export class Timeline {
   reset(started) {
     this.stopPlayback();
     this.started = started;
-    this.frames = [];
-    this.stride = 1;
-    this.seen = 0;
-    this.index = null; // the recorded frame shown; null: live
+    this.record.clear();
+    this.index = null;
     this.render();
   }
+
+  get frames() { return this.record.entries; }
 
   get replaying() { return this.index !== null; }
 
   /** Record a live frame; true when the charts should show it (live), false while replaying. */
   add(frame) {
     if (!this.started) return true;
-    this.seen += 1;
-    if (measured(frame) || this.seen % this.stride === 0) {
-      this.frames.push(frame);
-      if (this.frames.length > this.cap) this.thin();
-    }
+    const shown = this.replaying ? this.frames[this.index] : null; // thinning keeps it
+    this.record.add(frame, frame, shown);
+    if (shown) this.index = this.frames.indexOf(shown);
     this.render();
     return !this.replaying;
-  }
-
-  thin() {
-    const many = this.frames.filter(measured).length > this.cap / 2;
-    let ordinary = 0;
-    let kept = 0;
-    const shown = this.replaying ? this.frames[this.index] : null;
-    this.frames = this.frames.filter((f) => f === shown || (measured(f) ? !many || kept++ % 2 === 0 : ordinary++ % 2 === 0));
-    this.stride *= 2;
-    if (shown) this.index = this.frames.indexOf(shown);
   }
 
   /** Show recorded frame `index` (clamped); the charts get every recorded frame up to it. */
@@ -96,7 +82,7 @@ export class Timeline {
     this.stopPlayback();
     if (!this.replaying) return;
     this.index = null;
-    this.goLive(this.frames);
+    this.show(this.frames);
     this.render();
   }
 
