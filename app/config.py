@@ -103,6 +103,16 @@ class Settings(BaseSettings):
     # allowance refills at this rate (27^6 codes: guessing one of 20 rooms takes ~10^7 tries).
     room_join_failure_burst: int = Field(default=10, ge=1)
     room_join_failures_per_minute: float = Field(default=10.0, gt=0)
+    # Rooms across replicas (app/relay.py): unset, rooms live in this process. Set (e.g.
+    # redis://redis:6379/0), every replica behind the proxy shares its rooms through Redis: a
+    # viewer may join on any replica; a teacher must reach the replica that owns their room
+    # (sticky routing by cookie at the proxy, docs/deploy.md).
+    redis_url: str | None = None
+    # An owner's rooms vanish from Redis this long after its last heartbeat (every third of it):
+    # viewers on other replicas of a lost replica's room are told within about this plus a beat.
+    room_ttl_s: float = Field(default=3.0, ge=1.0, le=60.0)
+    replica_name: str = ""  # this replica's name in Redis; "" = host-pid-random
+
     # A class experiment's summary (every student's point) goes out at most this often, and
     # only when something changed: the floor of 0.2 s keeps it at ≤ 5 Hz whatever the class size.
     experiment_summary_every_s: float = Field(default=0.2, ge=0.2)

@@ -29,6 +29,7 @@ from app.export import export_script, script_name
 from app.lessons import LESSONS
 from app.monitor import LoopLagMonitor
 from app.presets import DEFAULT_PRESET, PRESETS
+from app.relay import RoomRelay
 from app.rooms import Rooms, normalise_code
 from app.runner import Outbox, encode
 from app.schemas import ProtocolError, config_schema, parse_client_message, parse_twin_configs
@@ -77,6 +78,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         app.state.loop_lag = LoopLagMonitor()
         app.state.rooms = Rooms.from_settings(settings)
+        relay = None
+        if settings.redis_url and app.state.rooms is not None:
+            relay = RoomRelay(
+                settings.redis_url, app.state.rooms, settings.room_ttl_s, settings.replica_name or None
+            )
+            app.state.rooms.relay = relay
+            await relay.start()
+        app.state.relay = relay
         await app.state.pool.start()
         app.state.loop_lag.start()
         expiry = asyncio.create_task(_expire_rooms(app.state.rooms)) if app.state.rooms is not None else None
@@ -86,6 +95,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         for session in list(app.state.sessions):
             session.close()
         await app.state.loop_lag.stop()
+        if relay is not None:
+            await relay.stop()
         await app.state.pool.close()
 
     app = FastAPI(title="ShiftScope", version=__version__, lifespan=lifespan)
@@ -202,6 +213,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "rooms": len(app.state.rooms) if app.state.rooms is not None else 0,
             "room_viewers": sum(1 for s in sessions if s.watching is not None),
             "loop_lag": app.state.loop_lag.summary(),
+            "relay": app.state.relay.status() if app.state.relay is not None else None,
             "server_pid": os.getpid(),
             "worker_pids": [w.pid for w in pool.workers],
         }

@@ -130,25 +130,41 @@ class Room:
     # sent the teacher's run (their page shows theirs), until they leave or join again.
     experiment: Any = None
     training: set[int] = field(default_factory=set)  # id(outbox) of those viewers
+    # Across replicas (app/relay.py, with SHIFTSCOPE_REDIS_URL): a room this replica owns is
+    # relayed (every message also goes to Redis); a mirror is another replica's room, fed from
+    # Redis to this replica's viewers. `seq` numbers the relayed messages.
+    relay: Any = None  # the RoomRelay publishing this owned room
+    relayed: bool = False
+    mirror: bool = False
+    seq: int = 0
+    remote_viewers: int = 0  # viewers on other replicas
 
-    def publish(self, text: str, slot: str | None, keep: bool) -> None:
+    def publish(self, text: str, slot: str | None, keep: bool, kind: str | None = None) -> None:
         """A message of the teacher's run (any thread): recorded, then handed to every viewer."""
-        if slot is None:
+        if kind is None and slot is None:
             kind = orjson.loads(text).get("type")
             if kind not in PUBLISHED:
                 return
-        else:
+        elif kind is None:
             kind = "frame"
         with self.lock:
             self.history.add(text, kind)
             viewers = [v for key, v in self.viewers.items() if key not in self.training]
             self.active_at = time.monotonic()  # a room with a live run is not idle
+            if self.relay is not None:  # in the lock: Redis gets them in the history's order
+                self.relay.published(self, kind, text, slot, keep)
         for viewer in viewers:
             viewer.put_text(text, slot, None, keep)
 
     def say(self, message: dict[str, Any]) -> None:
-        """A room message (not the run's) to every viewer."""
+        """A room message (not the run's) to every viewer, on every replica."""
         text = encode(message)
+        self.say_text(text)
+        if self.relay is not None:
+            self.relay.said(self, text)
+
+    def say_text(self, text: str) -> None:
+        """An encoded room message to this replica's viewers."""
         with self.lock:
             viewers = list(self.viewers.values())
         for viewer in viewers:
@@ -159,7 +175,7 @@ class Room:
             "type": "room",
             "code": self.code,
             "role": role,
-            "viewers": len(self.viewers),
+            "viewers": len(self.viewers) + self.remote_viewers,
             "locked": self.locked,
             "teacher": self.present,
         }
@@ -186,7 +202,9 @@ class Rooms:
         self.grace_s, self.idle_s = grace_s, idle_s
         self._joins = FailureThrottle(join_burst, joins_per_minute)  # failed joins per address
         self._rooms: dict[str, Room] = {}
+        self._mirrors: dict[str, Room] = {}  # other replicas' rooms this replica's viewers watch
         self._clock = clock
+        self.relay: Any = None  # app/relay.RoomRelay when rooms span replicas (Redis)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Rooms | None:
@@ -208,7 +226,27 @@ class Rooms:
         return len(self._rooms)
 
     def get(self, code: str) -> Room | None:
-        return self._rooms.get(normalise_code(code))
+        code = normalise_code(code)
+        return self._rooms.get(code) or self._mirrors.get(code)
+
+    def owned(self) -> list[Room]:
+        """The rooms led from this replica."""
+        return list(self._rooms.values())
+
+    def add_mirror(self, room: Room) -> None:
+        self._mirrors[room.code] = room
+
+    def drop_mirror(self, room: Room) -> None:
+        if self._mirrors.get(room.code) is room:
+            del self._mirrors[room.code]
+
+    def join_refused(self, client: str) -> None:
+        """A join that named no room on any replica: counted against the address."""
+        self._joins.failed(client)
+
+    def join_blocked(self, client: str) -> None:
+        if self._joins.blocked(client):
+            raise RoomError("join_limited", "too many wrong room codes from this address; wait a minute")
 
     def open(self, teacher: Outbox, client: str) -> tuple[Room, str]:
         """A new room led by `teacher`; returns it and its control key (shown only to the teacher)."""
@@ -220,7 +258,7 @@ class Rooms:
                 "room_limit", f"this address leads {self.max_rooms_per_client} rooms already: end one first"
             )
         code = new_code()
-        while code in self._rooms:
+        while code in self._rooms or code in self._mirrors:
             code = new_code()
         key = secrets.token_urlsafe(18)
         room = Room(code, _hash(key), client, RoomHistory(self.history_frames), teacher=teacher)
@@ -228,41 +266,45 @@ class Rooms:
             room.history.add(teacher.last_started, "started")
         self._rooms[code] = room
         teacher.tee = room.publish
+        if self.relay is not None:
+            room.relay = self.relay
+            self.relay.opened(room)
         return room, key
 
     def join(self, code: str, viewer: Outbox, client: str) -> Room:
         """Add `viewer` to the room `code`: the room's summary, the teacher's page state and the
         run so far, then every live message. Wrong codes are throttled per address."""
-        if self._joins.blocked(client):
-            raise RoomError("join_limited", "too many wrong room codes from this address; wait a minute")
+        self.join_blocked(client)
         room = self.get(code)
         if room is None:
             self._joins.failed(client)
             raise RoomError("no_room", f"there is no room {normalise_code(code)!r}: check the code")
         if room.locked:
             raise RoomError("room_locked", "the teacher has closed this room to new viewers")
-        if len(room.viewers) >= self.max_viewers:
+        if len(room.viewers) + room.remote_viewers >= self.max_viewers:
             raise RoomError("room_full", f"this room has its {self.max_viewers} viewers already")
         with room.lock:  # history and live messages meet here: no gap, no duplicate
             viewer.put(room.summary("viewer") | {"state": orjson.loads(room.state)})
             viewer.put_text(room.history.message())
             room.viewers[id(viewer)] = viewer
         self._touch(room)
-        self._announce(room)
+        self.announce(room)
         return room
 
     def leave(self, room: Room, viewer: Outbox) -> None:
         with room.lock:
             room.viewers.pop(id(viewer), None)
             room.training.discard(id(viewer))
+            last = not room.viewers
         if room.experiment is not None:
             room.experiment.drop(viewer)  # their run stops and their point goes
-        self._announce(room)
+        if room.mirror and last and self.relay is not None:
+            self.relay.release(room)  # nobody here watches it any more
+        self.announce(room)
 
     def check_key(self, code: str, key: str, client: str) -> Room:
-        if self._joins.blocked(client):
-            raise RoomError("join_limited", "too many wrong room codes from this address; wait a minute")
-        room = self.get(code)
+        self.join_blocked(client)
+        room = self._rooms.get(normalise_code(code))
         if room is None or not hmac.compare_digest(room.key_hash, _hash(key)):
             self._joins.failed(client)
             raise RoomError("bad_key", "that room code and control key do not match an open room")
@@ -275,7 +317,7 @@ class Rooms:
 
     def set_locked(self, room: Room, locked: bool) -> None:
         room.locked = locked
-        self._announce(room)
+        self.announce(room)
 
     def teacher_left(self, room: Room, run: Any) -> None:
         """The teacher's connection went away: the room, and the run it keeps publishing, wait
@@ -300,14 +342,14 @@ class Rooms:
                 run = None
             teacher.tee = room.publish
         self._touch(room)
-        self._announce(room)
+        self.announce(room)
         return run
 
     def is_open(self, room: Room) -> bool:
-        return self._rooms.get(room.code) is room
+        return self._rooms.get(room.code) is room or self._mirrors.get(room.code) is room
 
     def close(self, room: Room, reason: str) -> None:
-        if not self.is_open(room):
+        if self._rooms.get(room.code) is not room:
             return
         del self._rooms[room.code]
         if room.experiment is not None:
@@ -315,6 +357,8 @@ class Rooms:
         if room.teacher is not None:
             room.teacher.tee = None
         room.say({"type": "room_ended", "reason": reason})
+        if room.relay is not None:
+            room.relay.closed(room)
         if room.run is not None and room.run.active:
             room.run.stop()  # the teacher never came back for it
         with room.lock:
@@ -332,9 +376,12 @@ class Rooms:
     def _touch(self, room: Room) -> None:
         room.active_at = self._clock()
 
-    def _announce(self, room: Room) -> None:
+    def announce(self, room: Room) -> None:
         """The viewer count and lock state, to the teacher at once and to every viewer at most
-        every ANNOUNCE_EVERY_S: a class of V joining at once costs ~V such messages, not V²/2."""
+        every ANNOUNCE_EVERY_S: a class of V joining at once costs ~V such messages, not V²/2.
+        A mirror's count reaches its owner by the relay's heartbeat, which announces it there."""
+        if room.mirror:
+            return
         if room.teacher is not None and room.present:
             room.teacher.put(room.summary("teacher"))
         if room.announcing:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from app.budget import RunCost, floor_load
 from app.config import Settings
 from app.experiments import Experiment, ExperimentRefusal, Student
-from app.rooms import Room, RoomError, Rooms
+from app.rooms import Room, RoomError, Rooms, normalise_code
 from app.runner import Outbox
 from app.schemas import (
     ClientMessage,
@@ -72,6 +72,7 @@ class Session:
         self._watching: Room | None = None  # the room this session views
         self._student: Student | None = None  # this viewer's part in the room's class experiment
         self._starting: asyncio.Task[None] | None = None
+        self._joining: asyncio.Task[None] | None = None  # a join of another replica's room
         self._run_ids = itertools.count(1)
 
     @property
@@ -205,13 +206,23 @@ class Session:
                 rooms.leave(watching, self.outbox)
                 self._watching = None
             self._cancel_start()
+            self._cancel_join()
             if self.run is not None and self.run.active:
                 self.run.stop()  # one thing at a time: watching the room replaces your own run
+            known = rooms.get(message.code)
+            if rooms.relay is not None and (known is None or known.mirror):
+                rooms.join_blocked(self.client)
+                self._joining = asyncio.create_task(self._join_elsewhere(rooms, normalise_code(message.code)))
+                return
             self._watching = rooms.join(message.code, self.outbox, self.client)
             experiment = self._watching.experiment
             if experiment is not None and experiment.live:
                 self.outbox.put(experiment.announcement())
         elif isinstance(message, LeaveMessage):
+            if self._joining is not None and not self._joining.done():
+                self._cancel_join()
+                self.outbox.put({"type": "room_left", "code": ""})
+                return
             if watching is None:
                 raise RoomError("no_room", "you are not watching a room")
             rooms.leave(watching, self.outbox)
@@ -229,6 +240,22 @@ class Session:
                 self._leading = None
                 self.outbox.tee = None
                 self.outbox.put({"type": "room_ended", "reason": "you ended the room"})
+
+    async def _join_elsewhere(self, rooms: Rooms, code: str) -> None:
+        """Join a room another replica owns (rooms across replicas, app/relay.py): its mirror here
+        is synchronised first, then the join is the same as for a room of this replica's."""
+        try:
+            await rooms.relay.mirror(code)
+            self._watching = rooms.join(code, self.outbox, self.client)
+        except RoomError as refusal:
+            if refusal.code == "no_room":
+                rooms.join_refused(self.client)
+            self.outbox.put(ProtocolError(refusal.code, refusal.message).to_wire())
+
+    def _cancel_join(self) -> None:
+        if self._joining is not None:
+            self._joining.cancel()
+            self._joining = None
 
     def _handle_experiment(self, message: ExperimentMessage) -> StartMessage | None:
         """A class experiment's message; returns the start of a joining student's run."""
@@ -392,6 +419,7 @@ class Session:
         """The connection is gone: stop the run (its worker returns to the pool within a step),
         unless this session leads a room, which keeps the run for the teacher's return."""
         self._cancel_start()
+        self._cancel_join()
         run = self.run if self.run is not None and self.run.active else None
         leading, watching = self.leading, self.watching
         if leading is not None and self.rooms is not None:

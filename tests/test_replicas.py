@@ -1,0 +1,182 @@
+"""Rooms across replicas (app/relay.py) with real components on loopback: Debian's redis-server
+and two `python -m app` replicas sharing it. A viewer on replica 2 follows a room driven on
+replica 1, joining late with history and no gap; Redis restarted mid-room, viewers resume;
+replica 1 killed, viewers are told; no Redis, rooms stay in their process as before."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from websockets.sync.client import ClientConnection, connect
+
+from tests.replicas import RedisServer, Replica, redis_server, replica
+from tests.test_web import SMALL, _send, _until
+
+PACED = {**SMALL, "steps": 100_000, "max_steps_per_s": 100, "emit_every": 5}
+TTL_S = 2.0
+SETTINGS = {
+    "max_rooms_per_client": "50",
+    "max_jobs_per_client": "20",
+    "spare_workers": "1",
+    "room_ttl_s": str(TTL_S),
+}
+
+
+@pytest.fixture(scope="module")
+def redis() -> Iterator[RedisServer]:
+    with redis_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def replicas(redis: RedisServer) -> Iterator[tuple[Replica, Replica]]:
+    settings = SETTINGS | {"redis_url": redis.url}
+    with (
+        replica(settings | {"replica_name": "one"}) as one,
+        replica(settings | {"replica_name": "two"}) as two,
+    ):
+        yield one, two
+
+
+@contextmanager
+def _client(server: Replica) -> Iterator[ClientConnection]:
+    with connect(server.ws, compression=None, max_size=None, open_timeout=10) as ws:
+        assert orjson.loads(ws.recv(timeout=10))["type"] == "hello"
+        yield ws
+
+
+def _open_room(ws: ClientConnection) -> str:
+    _send(ws, {"type": "room_open"})
+    room = _until(ws, lambda m: m["type"] in ("room", "error"))
+    assert room["type"] == "room" and room["role"] == "teacher", room
+    return str(room["code"])
+
+
+def _join(ws: ClientConnection, code: str) -> list[dict[str, Any]]:
+    """Join `code`; the history's messages."""
+    _send(ws, {"type": "join", "code": code})
+    room = _until(ws, lambda m: m["type"] in ("room", "error"))
+    assert room["type"] == "room" and room["role"] == "viewer", room
+    return list(_until(ws, lambda m: m["type"] == "history")["messages"])
+
+
+def _frame_steps(ws: ClientConnection, past: int) -> list[int]:
+    steps: list[int] = []
+    while not steps or steps[-1] < past:
+        steps.append(_until(ws, lambda m: m["type"] == "frame")["step"])
+    return steps
+
+
+def _relay(server: Replica) -> dict[str, Any]:
+    relay = httpx.get(f"{server.http}/api/stats").json()["relay"]
+    assert relay is not None
+    return dict(relay)
+
+
+def test_a_viewer_on_another_replica_follows_the_room_and_a_late_joiner_gets_history_without_gap(
+    replicas: tuple[Replica, Replica],
+) -> None:
+    one, two = replicas
+    with _client(one) as teacher, _client(one) as early:
+        code = _open_room(teacher)
+        assert _join(early, code) == []
+        _send(teacher, {"type": "start", "config": PACED})
+        early_steps = _frame_steps(early, 40)  # a viewer on the owner, from step 0
+        with _client(two) as late, _client(two) as later:
+            history = _join(late, code)  # the first viewer on replica 2: its mirror's snapshot
+            kinds = [m["type"] for m in history]
+            assert kinds[0] == "started" and kinds.count("frame") >= 5, kinds
+            assert history[0]["config"]["depth"] == SMALL["depth"]
+            steps = [m["step"] for m in history if m["type"] == "frame"]
+            live = _until(late, lambda m: m["type"] == "frame")["step"]
+            # History then live: a contiguous stretch of what the owner's viewer got, no duplicate.
+            while early_steps[-1] < live:
+                early_steps.extend(_frame_steps(early, early_steps[-1] + 1))
+            start = early_steps.index(steps[0])
+            assert early_steps[start : start + len(steps) + 1] == [*steps, live]
+            # A second viewer on replica 2 joins its mirror: the same run, from the same start.
+            later_history = _join(later, code)
+            assert later_history[0] == history[0] and later_history[1]["step"] == steps[0]
+            # The teacher counts viewers on every replica (replica 2's reach it by heartbeat).
+            _until(teacher, lambda m: m["type"] == "room" and m["viewers"] == 3, timeout=20)
+            assert _until(late, lambda m: m["type"] == "room" and m["viewers"] == 3, timeout=20)
+            # Viewers elsewhere cannot steer either.
+            _send(late, {"type": "pause"})
+            assert _until(late, lambda m: m["type"] == "error")["code"] == "not_teacher"
+            _send(teacher, {"type": "room_state", "state": {"preset": "relu-dying", "view": "drift"}})
+            assert _until(late, lambda m: m["type"] == "room_state")["state"]["view"] == "drift"
+            _send(teacher, {"type": "pause"})
+            assert _until(late, lambda m: m["type"] == "state")["state"] == "paused"
+            _send(teacher, {"type": "room_close"})
+            ended = _until(later, lambda m: m["type"] == "room_ended")
+            assert ended["reason"] == "the teacher ended the room"
+            assert _relay(two)["mirrors"] == 0
+            # The code is gone for every replica.
+            _send(late, {"type": "join", "code": code})
+            assert _until(late, lambda m: m["type"] == "error")["code"] == "no_room"
+
+
+def test_a_code_no_replica_has_is_refused(replicas: tuple[Replica, Replica]) -> None:
+    _, two = replicas
+    with _client(two) as viewer:
+        _send(viewer, {"type": "join", "code": "QQQQQQ"})
+        error = _until(viewer, lambda m: m["type"] == "error")
+        assert error["code"] == "no_room" and "QQQQQQ" in error["message"]
+
+
+def test_viewers_resume_after_redis_restarts_mid_room(
+    redis: RedisServer, replicas: tuple[Replica, Replica]
+) -> None:
+    one, two = replicas
+    with _client(one) as teacher, _client(two) as viewer:
+        code = _open_room(teacher)
+        _send(teacher, {"type": "start", "config": PACED})
+        _until(teacher, lambda m: m["type"] == "frame" and m["step"] >= 20)
+        _join(viewer, code)
+        before = _frame_steps(viewer, 30)[-1]
+        reconnects = _relay(two)["reconnects"]
+        redis.stop()
+        _until(viewer, lambda m: m["type"] == "room_reconnecting")
+        redis.start()  # empty: the owner writes its room again, the mirror re-synchronises
+        resumed = _until(viewer, lambda m: m["type"] in ("history", "room_ended"))
+        assert resumed["type"] == "history", resumed
+        kinds = [m["type"] for m in resumed["messages"]]
+        assert kinds[0] == "started" and "frame" in kinds
+        after = _until(viewer, lambda m: m["type"] == "frame")["step"]
+        assert after > before
+        relay = _relay(two)
+        assert relay["connected"] and relay["reconnects"] == reconnects + 1 and relay["resyncs"] >= 1
+        _send(teacher, {"type": "room_close"})
+        assert _until(viewer, lambda m: m["type"] == "room_ended")["reason"] == "the teacher ended the room"
+
+
+def test_viewers_elsewhere_are_told_when_the_owner_replica_is_killed(redis: RedisServer) -> None:
+    settings = SETTINGS | {"redis_url": redis.url}
+    with replica(settings | {"replica_name": "doomed"}) as owner, replica(settings) as other:
+        with _client(owner) as teacher, _client(other) as viewer:
+            code = _open_room(teacher)
+            _send(teacher, {"type": "start", "config": PACED})
+            _join(viewer, code)
+            _frame_steps(viewer, 10)
+            owner.process.kill()  # SIGKILL: no goodbye; its rooms expire with their TTL
+            killed = time.monotonic()
+            # The room's keys live TTL_S past the owner's last heartbeat; the mirror looks every
+            # TTL_S/3: told within TTL_S + 2 beats, with slack for a busy machine.
+            ended = _until(viewer, lambda m: m["type"] == "room_ended", timeout=TTL_S + 3.0)
+            print(f"viewer told {time.monotonic() - killed:.2f} s after the owner was killed")
+            assert ended["reason"] == "the teacher's server stopped answering"
+
+
+def test_without_redis_rooms_stay_in_their_process() -> None:
+    with replica(SETTINGS) as one, replica(SETTINGS) as two:
+        assert httpx.get(f"{one.http}/api/stats").json()["relay"] is None
+        with _client(one) as teacher, _client(two) as viewer:
+            code = _open_room(teacher)
+            _send(viewer, {"type": "join", "code": code})
+            assert _until(viewer, lambda m: m["type"] == "error")["code"] == "no_room"
