@@ -41,6 +41,20 @@ CONTENTION = 1.5
 
 
 @dataclass(frozen=True)
+class DataShape:
+    """An uploaded table's size, as pricing needs it (dataset "upload"): its shape decides the
+    network's first and last layers and the test set every evaluation passes over."""
+
+    features: int
+    classes: int
+    rows: int
+
+    @property
+    def test_rows(self) -> int:
+        return int(self.rows * TEST_FRACTION)
+
+
+@dataclass(frozen=True)
 class RunCost:
     """Parameters, values kept for the backward pass, and the FLOPs of one run's whole work."""
 
@@ -57,13 +71,17 @@ class RunCost:
         return self.train_flops + self.eval_flops + self.instrument_flops
 
     @staticmethod
-    def of(spec: RunSpec) -> RunCost:
+    def of(spec: RunSpec, data: DataShape | None = None) -> RunCost:
+        """`data`: the uploaded table's shape, for a run on dataset "upload"."""
+        assert spec.dataset != "upload" or spec.arch == "transformer" or data is not None, (
+            "price an upload by its shape"
+        )
         if spec.arch == "transformer":
             shape = _transformer(spec)
         elif spec.arch == "cnn":
-            shape = _cnn(spec)
+            shape = _cnn(spec, data)
         else:
-            shape = _mlp(spec)
+            shape = _mlp(spec, data)
         return shape.priced(spec)
 
 
@@ -115,8 +133,11 @@ def _test_rows(dataset: str) -> int:
     return int((DIGITS_ROWS if dataset == "digits" else SYNTHETIC_POINTS) * TEST_FRACTION)
 
 
-def _mlp(spec: RunSpec) -> _Shape:
-    features, classes = DATASET_SHAPES.get(spec.dataset, TOY_SHAPE)
+def _mlp(spec: RunSpec, data: DataShape | None) -> _Shape:
+    if spec.dataset == "upload" and data is not None:
+        features, classes = data.features, data.classes
+    else:
+        features, classes = DATASET_SHAPES.get(spec.dataset, TOY_SHAPE)
     # A residual net: a stem Linear, then two width x width Linears per block; a final norm.
     residual = spec.arch == "resmlp"
     hidden = [spec.width] * (2 * spec.depth + 1 if residual else spec.depth)
@@ -130,21 +151,25 @@ def _mlp(spec: RunSpec) -> _Shape:
         sizes="batch_size x width x depth",
         example_macs=weights,
         weight_layers=len(sizes) - 1,
-        test_rows=_test_rows(spec.dataset),
+        test_rows=data.test_rows
+        if spec.dataset == "upload" and data is not None
+        else _test_rows(spec.dataset),
     )
 
 
-def _cnn(spec: RunSpec) -> _Shape:
+def _cnn(spec: RunSpec, data: DataShape | None) -> _Shape:
+    upload = data if spec.dataset == "upload" else None
+    classes = upload.classes if upload is not None else 10
     channels = [1] + [spec.width] * spec.depth
     kernels = sum(9 * a * b for a, b in zip(channels, channels[1:], strict=False))
-    head = spec.width * DIGIT_PIXELS * 10
+    head = spec.width * DIGIT_PIXELS * classes
     return _Shape(
-        parameters=kernels + spec.width * spec.depth * 3 + head + 10,
+        parameters=kernels + spec.width * spec.depth * 3 + head + classes,
         activation_values=spec.batch_size * spec.width * DIGIT_PIXELS * spec.depth,
         sizes="batch_size x width (channels) x 64 pixels x depth",
         example_macs=kernels * DIGIT_PIXELS + head,
         weight_layers=spec.depth + 1,
-        test_rows=_test_rows("digits"),
+        test_rows=upload.test_rows if upload is not None else _test_rows("digits"),
     )
 
 
@@ -177,6 +202,7 @@ def floor_load(
     steps_per_s: float,
     twin: RunSpec | None = None,
     sweep_steps: int | None = None,
+    data: DataShape | None = None,
 ) -> float:
     """The share of one core (CPU seconds per second) a run needs to keep the floor: steps_per_s
     training steps and frames_per_s frames a second. A frame is taken at a step, so the floor
@@ -194,7 +220,7 @@ def floor_load(
     for one in (spec, twin):
         if one is None:
             continue
-        cost = RunCost.of(one)
+        cost = RunCost.of(one, data)
         step_flops = cost.total_flops / max(1, one.steps)  # evaluations and instruments included
         frame_flops = FRAME_FLOPS + LAYER_CALL_FLOPS * cost.taps + FRAME_VALUE_FLOPS * cost.activation_values
         total += steps * step_flops + frames * frame_flops

@@ -117,6 +117,18 @@ class Settings(BaseSettings):
     # only when something changed: the floor of 0.2 s keeps it at ≤ 5 Hz whatever the class size.
     experiment_summary_every_s: float = Field(default=0.2, ge=0.2)
 
+    # Your own data (POST /api/dataset, app/datasets/upload.py): one CSV per session, held in the
+    # session's memory only (never on disk) and dropped when its websocket closes.
+    upload_max_bytes: int = Field(default=5 * 2**20, ge=1024)  # read no further: 413 past it
+    upload_max_rows: int = Field(default=20_000, ge=10)  # data rows, the header not counted
+    upload_max_features: int = Field(default=256, ge=1)
+    upload_max_classes: int = Field(default=50, ge=2)
+    upload_min_rows_per_class: int = Field(default=5, ge=1)  # so a class can be in train and test
+    # All sessions' tables together (standardised float32: 20,000 x 256 is ~20 MB); past it an
+    # upload is refused (503) until some are dropped. Uploads parse at most this many at once.
+    upload_max_total_bytes: int = Field(default=512 * 2**20, ge=0)
+    upload_parsers: int = Field(default=1, ge=1)
+
     # A run's cost, checked before anything is allocated.
     max_parameters: int = 8_000_000  # 24 x 512 hidden layers is ~6.3 M
     max_activation_values: int = 16_000_000  # batch x width x depth held for the backward pass

@@ -13,6 +13,7 @@ out: the instruments (gradient histograms, drift, ICS, the landscape), which are
 beside the run, not part of it.
 
     text = export_script(spec)             # the file's text
+    text = export_script(spec, table)      # a run on uploaded data: the standardised table embedded
     name = script_name(spec)               # "shiftscope-mlp-batch.py"
 """
 
@@ -20,14 +21,18 @@ from __future__ import annotations
 
 import ast
 import base64
+import gzip
 import inspect
 import textwrap
 from dataclasses import fields
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
+
 from app import __version__, probes
 from app.datasets.classification import DIGITS_FILE
+from app.datasets.upload import Table
 from app.spec import RunSpec
 from app.training import BatchSampler, build_optimizer
 
@@ -58,8 +63,10 @@ def script_name(spec: RunSpec) -> str:
     return f"shiftscope-{spec.arch}-{norm}.py"
 
 
-def export_script(spec: RunSpec) -> str:
-    """The standalone script that reproduces `spec`'s run."""
+def export_script(spec: RunSpec, table: Table | None = None) -> str:
+    """The standalone script that reproduces `spec`'s run (`table`: the uploaded data it trains on)."""
+    upload = spec.arch != "transformer" and spec.dataset == "upload"
+    assert not upload or table is not None, "a run on uploaded data exports with its table"
     modules = [
         *COMMON[:1],
         DATA["sequences" if spec.arch == "transformer" else "classification"],
@@ -95,8 +102,9 @@ def export_script(spec: RunSpec) -> str:
             f"# {'=' * 94}\n# The training loop: what app/training.py's Trainer does, less the instruments.",
             textwrap.dedent(inspect.getsource(BatchSampler)),
             textwrap.dedent(inspect.getsource(build_optimizer)),
-            _training_loop(spec),
-            _digits_data() if digits else "",
+            _training_loop(spec, upload),
+            _digits_data() if digits and not upload else "",
+            _uploaded_data(table) if upload and table is not None else "",
             'if __name__ == "__main__":\n    main()\n',
         ]
     )
@@ -195,7 +203,7 @@ def _sorted_imports(imports: list[str]) -> list[str]:
     return [f"from __future__ import {', '.join(sorted(future))}", "", *sorted(plain), *merged]
 
 
-def _training_loop(spec: RunSpec) -> str:
+def _training_loop(spec: RunSpec, upload: bool = False) -> str:
     """The loop, with the probes' own constants and summary rule (not restated here)."""
     filled = {
         "MAX_SUMMARY_VALUES": repr(probes.MAX_SUMMARY_VALUES),
@@ -206,6 +214,8 @@ def _training_loop(spec: RunSpec) -> str:
         "summary_values": inspect.getsource(probes.summary_values).rstrip(),
     }
     text = TRAINING.replace("BUILD_NETWORK", BUILDERS[spec.arch])
+    if upload:
+        text = text.replace(LOAD_BUILT_IN, "uploaded_dataset(spec.seed)")
     for key, value in filled.items():
         text = text.replace("{" + key + "}", value)
     return text
@@ -221,6 +231,33 @@ def _digits_data() -> str:
     )
 
 
+def _uploaded_data(table: Table) -> str:
+    """The standardised table as the run trained on it, bit for bit: gzipped float32 features and
+    int64 labels, base64 encoded, split by the seed as ShiftScope splits it (split_rows)."""
+
+    def encoded(array: np.ndarray) -> str:
+        text = base64.b64encode(gzip.compress(array.tobytes(), mtime=0)).decode()
+        return "\n".join(textwrap.wrap(text, 100))
+
+    names = ", ".join(table.feature_names[:6]) + (" ..." if table.features > 6 else "")
+    return (
+        f"# Your uploaded table, standardised (each feature column: mean 0, std 1 over all rows), as\n"
+        f"# ShiftScope trained on it: {table.rows} rows, {table.features} features ({names}),\n"
+        f"# label {table.label_name!r}, classes in this order: {list(table.class_names)[:20]!r}\n"
+        f"UPLOAD_ROWS, UPLOAD_FEATURES, UPLOAD_CLASSES = {table.rows}, {table.features}, {table.classes}\n"
+        f'UPLOAD_X = """\n{encoded(table.x)}\n"""\n'
+        f'UPLOAD_Y = """\n{encoded(table.y)}\n"""\n\n\n'
+        "def uploaded_dataset(seed):\n"
+        '    """The uploaded table split 80/20 by the seed, as ShiftScope splits it."""\n'
+        "    x = np.frombuffer(gzip.decompress(base64.b64decode(UPLOAD_X)), dtype=np.float32)\n"
+        "    y = np.frombuffer(gzip.decompress(base64.b64decode(UPLOAD_Y)), dtype=np.int64)\n"
+        "    x = torch.from_numpy(x.reshape(UPLOAD_ROWS, UPLOAD_FEATURES).copy())\n"
+        "    y = torch.from_numpy(y.copy())\n"
+        '    return split_rows("upload", x, y, UPLOAD_CLASSES, torch.Generator().manual_seed(seed))\n'
+    )
+
+
+LOAD_BUILT_IN = "load_dataset(spec.dataset, spec.noise, spec.seed)"
 TRAINING = '''
 # What ShiftScope's probes (app/probes.py) summarise and call saturated or dead.
 MAX_SUMMARY_VALUES = {MAX_SUMMARY_VALUES}

@@ -13,6 +13,7 @@ from collections.abc import Callable, Generator, Iterator
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from app.datasets.upload import Table
 from app.spec import RunSpec
 from app.training import Trainer
 
@@ -99,6 +100,7 @@ def sweep_points(
     sweep: Sweep,
     stop: threading.Event,
     on_trainer: Callable[[Trainer], None] = lambda trainer: None,
+    table: Table | None = None,
 ) -> Generator[Event, None, bool]:
     """Train each base ("A", and "B" in compare mode) for `sweep.steps` at each rate, unpaced and
     with the instruments off, and say each point's result; returns whether every point ran."""
@@ -117,7 +119,7 @@ def sweep_points(
             ics_every=0,
             landscape_every=0,
         )
-        trainer = Trainer(spec)
+        trainer = Trainer(spec, table)
         on_trainer(trainer)
         last = None
         for snapshot in trainer.run(stop):

@@ -42,6 +42,7 @@ from app.security import (
     token_valid,
 )
 from app.session import Session
+from app.uploads import TOKEN_HEADER, receive_upload, session_of, upload_hello
 from app.workers import WorkerPool
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,6 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             niceness=settings.worker_niceness,
         )
         app.state.loop_lag = LoopLagMonitor()
+        app.state.upload_parsers = asyncio.Semaphore(settings.upload_parsers)  # CSV parses at once
         app.state.rooms = Rooms.from_settings(settings)
         relay = None
         if settings.redis_url and app.state.rooms is not None:
@@ -171,14 +173,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 raise ProtocolError("bad_request", "'run' is A, or B when there is a 'compare'")
             first, second = parse_twin_configs(config, compare)
             spec = (second if which == "B" and second is not None else first).to_spec()
+            # A run on uploaded data embeds the session's standardised table (X-Upload-Token).
+            session = session_of(app.state.sessions, request.headers.get(TOKEN_HEADER))
+            table = session.table if session is not None else None
+            if spec.dataset == "upload" and spec.arch != "transformer" and table is None:
+                message = "dataset upload: no uploaded data for this page's connection to put in the script"
+                raise ProtocolError("invalid_config", message, [{"field": "dataset", "message": message}])
         except ProtocolError as exc:
             status_code = 413 if exc.code == "too_large" else 422
             return JSONResponse(exc.to_wire(), status_code=status_code)
-        text = await asyncio.to_thread(export_script, spec)
+        text = await asyncio.to_thread(export_script, spec, table if spec.dataset == "upload" else None)
         disposition = f'attachment; filename="{script_name(spec)}"'
         return Response(
             text, media_type="text/x-python; charset=utf-8", headers={"Content-Disposition": disposition}
         )
+
+    @app.post("/api/dataset")
+    async def upload_dataset(request: Request) -> Response:
+        """Your own CSV into this page's session (app/uploads.py; docs/protocol.md, "Your own data")."""
+        return await receive_upload(request, app.state.sessions, settings, app.state.upload_parsers)
 
     @app.get("/api/config-schema")
     async def get_config_schema() -> dict[str, Any]:
@@ -213,6 +226,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "rooms": len(app.state.rooms) if app.state.rooms is not None else 0,
             "room_viewers": sum(1 for s in sessions if s.watching is not None),
             "loop_lag": app.state.loop_lag.summary(),
+            "uploads": sum(1 for s in sessions if s.table is not None),
+            "upload_bytes": sum(s.table.nbytes for s in sessions if s.table is not None),
             "relay": app.state.relay.status() if app.state.relay is not None else None,
             "server_pid": os.getpid(),
             "worker_pids": [w.pid for w in pool.workers],
@@ -334,6 +349,7 @@ async def serve_session(websocket: WebSocket, app: FastAPI, client: str, address
                 "runs": pool.max_workers,
                 "queue": pool.max_queue,
             },
+            "upload": upload_hello(session, settings),  # this connection's own data (app/uploads.py)
         }
     )
     try:

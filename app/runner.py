@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 import torch
 
+from app.datasets.upload import Table
 from app.lifecycle import InvalidTransition, Lifecycle, RunState, SteeredRun
 from app.loops import Event, Say, Sweep, lockstep, started_message, sweep_points
 from app.spec import RunSpec
@@ -136,8 +137,10 @@ class Run:
         twin: RunSpec | None = None,
         sweep: Sweep | None = None,
         niceness: int = 0,
+        table: Table | None = None,
     ) -> None:
         self.spec = spec
+        self.table = table  # the uploaded data of a run on dataset "upload" (twins share it)
         # After its first frame the run's thread lowers its own priority to this nice value
         # (Linux nice values are per thread, and raising one needs no privilege): a run that
         # has just started gets its first frame out quickly, then shares the CPU with the rest
@@ -261,6 +264,7 @@ class Run:
             if timer is not None:
                 timer.cancel()
             self.trainers = []  # drop the models and data as soon as the run ends
+            self.table = None
             self.finished.set()
 
     def _end_state(self, outcomes: list[str | None]) -> RunState:
@@ -274,7 +278,7 @@ class Run:
 
     def _run_trainers(self) -> None:
         specs = {"": self.spec} if self.twin is None else {"A": self.spec, "B": self.twin}
-        trainers = {label: Trainer(spec) for label, spec in specs.items()}
+        trainers = {label: Trainer(spec, self.table) for label, spec in specs.items()}
         self.trainers = list(trainers.values())
         if self.spec.max_steps_per_s > 0:  # watched: frames by the clock, one clock for twins
             self._frame_clock = FrameClock(hold=lambda step: self._pace.hold(step, self._stop))
@@ -305,7 +309,7 @@ class Run:
         def current(trainer: Trainer) -> None:
             self.trainers = [trainer]
 
-        finished = self._drive(sweep_points(bases, sweep, self._stop, current))
+        finished = self._drive(sweep_points(bases, sweep, self._stop, current, self.table))
         self._state(RunState.TIMEOUT if self._timed_out else RunState.DONE if finished else RunState.STOPPED)
 
     def _drive(self, events: Generator[Event, None, Any] | Iterator[Event]) -> Any:

@@ -39,7 +39,10 @@ class RunConfig(BaseModel):
     arch: Arch = Field(
         _DEFAULT.arch, description="mlp, residual mlp, tiny causal transformer, or a conv net on digits"
     )
-    dataset: Dataset = Field(_DEFAULT.dataset, description="2-D toy set (2 classes) or 8x8 digits")
+    dataset: Dataset = Field(
+        _DEFAULT.dataset,
+        description="2-D toy set (2 classes), 8x8 digits, or upload: the CSV this session uploaded",
+    )
     noise: float = Field(_DEFAULT.noise, ge=0, le=1, description="noise of the 2-D sets")
     depth: int = Field(_DEFAULT.depth, ge=1, le=24, description="hidden layers")
     width: int = Field(_DEFAULT.width, ge=2, le=512, description="units per hidden layer")
@@ -146,6 +149,9 @@ class ArchRules:
     unread: tuple[str, ...] = ()
     # Values the architecture requires, and why: filled in when left out, refused when different.
     fixed: dict[str, tuple[Any, str]] = dc_field(default_factory=dict)
+    # Values a fixed field may also take (the CNN reads an uploaded table of 8x8 images too;
+    # the session checks the table's shape, which no config can know).
+    also: dict[str, tuple[Any, ...]] = dc_field(default_factory=dict)
     max_width: int | None = None
 
 
@@ -189,7 +195,10 @@ ARCHS: dict[Arch, ArchRules] = {
         max_depth=6,
         defaults={"depth": 3, "width": 16, "activation": "relu", "norm_position": "before"},
         unread=("noise", *TRANSFORMER_FIELDS),
-        fixed={"dataset": ("digits", "arch=cnn trains on the 8x8 images")},
+        fixed={
+            "dataset": ("digits", "arch=cnn trains on 8x8 images (the digits, or an upload of 64 features)")
+        },
+        also={"dataset": ("upload",)},
         max_width=64,  # channels
     ),
 }
@@ -216,8 +225,10 @@ def _arch_problems(config: RunConfig) -> list[tuple[str, str]]:
                 )
             )
     for name, (value, reason) in rules.fixed.items():
-        if getattr(config, name) != value:
-            out.append((name, f"{reason}: {name} must be {value} (got {getattr(config, name)!r})"))
+        also = rules.also.get(name, ())
+        if getattr(config, name) != value and getattr(config, name) not in also:
+            allowed = " or ".join(str(v) for v in (value, *also))
+            out.append((name, f"{reason}: {name} must be {allowed} (got {getattr(config, name)!r})"))
     if config.norm_position not in rules.placements:
         out.append(
             (
@@ -614,5 +625,8 @@ def config_schema() -> dict[str, Any]:
     schema["x-arch-unread"] = {arch: list(rules.unread) for arch, rules in ARCHS.items()}
     schema["x-arch-fixed"] = {
         arch: {name: value for name, (value, _) in rules.fixed.items()} for arch, rules in ARCHS.items()
+    }
+    schema["x-arch-also"] = {
+        arch: {n: list(v) for n, v in rules.also.items()} for arch, rules in ARCHS.items()
     }
     return schema

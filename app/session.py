@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from app.budget import RunCost, floor_load
+from app.budget import DataShape, RunCost, floor_load
 from app.config import Settings
+from app.datasets.upload import Table
 from app.experiments import Experiment, ExperimentRefusal, Student
 from app.rooms import Room, RoomError, Rooms, normalise_code
 from app.runner import Outbox
@@ -74,6 +76,12 @@ class Session:
         self._starting: asyncio.Task[None] | None = None
         self._joining: asyncio.Task[None] | None = None  # a join of another replica's room
         self._run_ids = itertools.count(1)
+        # Your own data: the page uploads a CSV over HTTP (POST /api/dataset) with this token,
+        # which only this connection is told (in `hello`); the table lives here, in memory only,
+        # and goes when the connection does.
+        self.upload_token = secrets.token_urlsafe(24)
+        self.table: Table | None = None
+        self.uploading = False  # one upload at a time per session
 
     @property
     def waiting(self) -> bool:
@@ -283,6 +291,12 @@ class Session:
                 raise RoomError("in_experiment", "this room runs an experiment already: end it first")
 
             def validate(config: dict[str, object]) -> None:
+                if config.get("dataset") == "upload":  # students train in their own sessions
+                    message = (
+                        "dataset upload stays in the teacher's session, and each student trains in "
+                        "their own: pick a built-in dataset for a class experiment"
+                    )
+                    raise ProtocolError("invalid_config", message, [{"field": "dataset", "message": message}])
                 self.validate(StartMessage(type="start", config=config, compare=None))
 
             every_s = self.settings.experiment_summary_every_s
@@ -338,13 +352,37 @@ class Session:
                     "device cuda is not available on this server",
                     [{"field": "device", "message": "device must be auto or cpu here: torch sees no GPU"}],
                 )
+        table = self._table_for(spec, "")
+        if twin is not None:
+            table = self._table_for(twin, "compare.") or table
+        shape = DataShape(table.features, table.classes, table.rows) if table is not None else None
         if isinstance(message, SweepMessage):
             sweep = (tuple(message.lrs), message.steps)
             short_twin = replace(twin, steps=message.steps) if twin is not None else None
-            check_budget(replace(spec, steps=message.steps), self.settings, len(message.lrs), twin=short_twin)
-            return Job(spec, twin, sweep)
-        check_budget(spec, self.settings, twin=twin)
-        return Job(spec, twin, None)
+            short = replace(spec, steps=message.steps)
+            check_budget(short, self.settings, len(message.lrs), twin=short_twin, data=shape)
+            return Job(spec, twin, sweep, table)
+        check_budget(spec, self.settings, twin=twin, data=shape)
+        return Job(spec, twin, None, table)
+
+    def _table_for(self, spec: RunSpec, prefix: str) -> Table | None:
+        """The session's table when `spec` trains on it; refuses a run that cannot."""
+        if spec.dataset != "upload" or spec.arch == "transformer":
+            return None
+        field = f"{prefix}dataset"
+        if self.table is None:
+            message = (
+                "dataset upload: this session has no uploaded data; upload a CSV first "
+                "(it is kept per connection)"
+            )
+            raise ProtocolError("invalid_config", message, [{"field": field, "message": message}])
+        if spec.arch == "cnn" and self.table.features != CNN_PIXELS:
+            message = (
+                f"arch=cnn reads 8x8 images: dataset upload has {self.table.features} features, "
+                f"it needs {CNN_PIXELS} (or train it with arch mlp or resmlp)"
+            )
+            raise ProtocolError("invalid_config", message, [{"field": field, "message": message}])
+        return self.table
 
     async def _start(self, job: Job) -> None:
         run_id = next(self._run_ids)
@@ -364,6 +402,7 @@ class Session:
             self.settings.floor_steps_per_s,
             twin=job.twin,
             sweep_steps=job.sweep[1] if job.sweep else None,
+            data=DataShape(job.table.features, job.table.classes, job.table.rows) if job.table else None,
         )
         try:
             worker = await self.pool.acquire(lambda place, warming: self._queued(place, warming, load), load)
@@ -380,7 +419,13 @@ class Session:
             self.on_busy()
             return
         self.run = worker.begin(
-            job.spec, self.outbox, run_id, self.settings.max_run_seconds, twin=job.twin, sweep=job.sweep
+            job.spec,
+            self.outbox,
+            run_id,
+            self.settings.max_run_seconds,
+            twin=job.twin,
+            sweep=job.sweep,
+            table=job.table,
         )
 
     def _capacity_text(self, load: float) -> str:
@@ -420,6 +465,7 @@ class Session:
         unless this session leads a room, which keeps the run for the teacher's return."""
         self._cancel_start()
         self._cancel_join()
+        self.table = None  # uploaded data die with the connection (a room's run keeps its copy)
         run = self.run if self.run is not None and self.run.active else None
         leading, watching = self.leading, self.watching
         if leading is not None and self.rooms is not None:
@@ -430,6 +476,8 @@ class Session:
         if run is not None:
             run.stop()
 
+
+CNN_PIXELS = 64  # the CNN reads 8x8 images: an uploaded table must have 64 features
 
 # What a student in a class experiment may do to their own run (its start comes from the experiment).
 OWN_RUN = StartMessage | PauseMessage | ResumeMessage | StepMessage | StopMessage
@@ -454,6 +502,7 @@ class Job:
     spec: RunSpec
     twin: RunSpec | None  # compare mode: run B
     sweep: tuple[tuple[float, ...], int] | None  # (learning rates, steps of each run)
+    table: Table | None = None  # the session's uploaded data, for a run on dataset "upload"
 
 
 def _what_to_lower(part: str, spec: RunSpec) -> tuple[str, str]:
@@ -469,7 +518,13 @@ def _what_to_lower(part: str, spec: RunSpec) -> tuple[str, str]:
     return "steps", "lower steps, batch_size, width or depth"
 
 
-def check_budget(spec: RunSpec, settings: Settings, runs: int = 1, twin: RunSpec | None = None) -> None:
+def check_budget(
+    spec: RunSpec,
+    settings: Settings,
+    runs: int = 1,
+    twin: RunSpec | None = None,
+    data: DataShape | None = None,
+) -> None:
     """Refuse a job whose networks or total work are over the server's limits, naming the limit.
 
     Every network of the job is priced on its own (run A; in compare mode run B, whose errors
@@ -479,7 +534,7 @@ def check_budget(spec: RunSpec, settings: Settings, runs: int = 1, twin: RunSpec
     errors: list[dict[str, str]] = []
     parts = {"training": 0.0, "evaluation": 0.0, "instruments": 0.0}
     for prefix, network in networks:
-        cost = RunCost.of(network)
+        cost = RunCost.of(network, data)
         parts["training"] += cost.train_flops * runs
         parts["evaluation"] += cost.eval_flops * runs
         parts["instruments"] += cost.instrument_flops * runs

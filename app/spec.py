@@ -11,7 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-Dataset = Literal["spiral", "moons", "circles", "xor", "gaussian", "digits"]
+# "upload": the table the session's user uploaded (app/datasets/upload.py); it travels beside
+# the spec, never inside it (a spec stays a few plain values).
+Dataset = Literal["spiral", "moons", "circles", "xor", "gaussian", "digits", "upload"]
 Activation = Literal["sigmoid", "tanh", "relu", "gelu", "linear"]
 Norm = Literal["none", "batch", "layer", "group", "rms"]
 NormPosition = Literal["before", "after", "pre", "post"]
@@ -27,7 +29,7 @@ class RunSpec:
     """One run: data, network, optimiser and probing cadence."""
 
     arch: Arch = "mlp"  # mlp | resmlp (residual blocks) | transformer (tiny causal) | cnn (digits)
-    dataset: Dataset = "digits"  # mlp/resmlp; cnn needs digits; the transformer uses `task`
+    dataset: Dataset = "digits"  # mlp/resmlp; cnn: digits (or an upload of 8x8 images); transformer: `task`
     noise: float = 0.1  # std of the noise added to the 2-D sets
     depth: int = 8  # hidden layers
     width: int = 64  # units per hidden layer

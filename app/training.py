@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from app.datasets import Dataset
+from app.datasets.upload import Table
 from app.evaluation import Evaluator, Split
 from app.instruments import (
     Landscape,
@@ -178,10 +179,10 @@ class Trainer:
     for the next snapshot). `stop` is checked before every step, so stopping is prompt.
     """
 
-    def __init__(self, spec: RunSpec) -> None:
+    def __init__(self, spec: RunSpec, table: Table | None = None) -> None:
         self.spec = spec
         self.device = resolve_device(spec.device)
-        data = load_data(spec)
+        data = load_data(spec, table)  # table: the uploaded data, for dataset "upload"
         self.data: Dataset = data
         self.model: Network = build_network(spec, data).to(self.device)
         self.taps = self.model.taps()

@@ -37,6 +37,7 @@ from typing import Any
 
 import orjson
 
+from app.datasets.upload import Table
 from app.lifecycle import FINAL_STATES, RunState, SteeredRun
 from app.spec import RunSpec
 
@@ -52,13 +53,16 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class BeginRun:
-    """Start a run: its spec's fields (and its twin's), its id, its time limit, a sweep."""
+    """Start a run: its spec's fields (and its twin's), its id, its time limit, a sweep, and the
+    session's uploaded table when the run trains on it (numpy arrays, pickled down the pipe: ~20
+    MB at most, never through shared memory or a file)."""
 
     spec: dict[str, Any]
     run_id: int
     max_seconds: float
     twin: dict[str, Any] | None = None
     sweep: tuple[tuple[float, ...], int] | None = None  # (learning rates, steps of each run)
+    table: Table | None = None
 
 
 @dataclass(frozen=True)
@@ -169,6 +173,7 @@ def _serve_jobs(conn: Connection, limits: Limits) -> None:
             twin=RunSpec(**job.twin) if job.twin else None,
             sweep=Sweep(tuple(job.sweep[0]), job.sweep[1]) if job.sweep else None,
             niceness=limits.niceness,
+            table=job.table,
         )
         run.start()
         try:
@@ -179,7 +184,7 @@ def _serve_jobs(conn: Connection, limits: Limits) -> None:
             run.stop()  # a no-op when it ended by itself; else the parent is gone
             run.join()
         forwarder.close(outbox)
-        del run, outbox, forwarder
+        del run, outbox, forwarder, job  # the job's table too: it goes with the run
         release_freed_memory()
         if limits.recycle_bytes and resident_bytes() > limits.recycle_bytes:
             send(RETIRE)  # the job is over; a fresh worker takes this slot
@@ -359,11 +364,12 @@ class Worker:
         max_seconds: float,
         twin: RunSpec | None = None,
         sweep: tuple[tuple[float, ...], int] | None = None,
+        table: Table | None = None,
     ) -> RemoteRun:
         assert self.job is None, "a worker runs one job at a time"
         run = RemoteRun(self, spec, outbox, run_id, max_seconds, sweep=sweep is not None)
         self.job = run
-        self.send(BeginRun(asdict(spec), run_id, max_seconds, asdict(twin) if twin else None, sweep))
+        self.send(BeginRun(asdict(spec), run_id, max_seconds, asdict(twin) if twin else None, sweep, table))
         return run
 
     def send(self, command: Command) -> None:

@@ -38,6 +38,7 @@ class FakeWorker:
         max_seconds: float,
         twin: RunSpec | None = None,
         sweep: tuple[tuple[float, ...], int] | None = None,
+        table: object = None,  # the session's uploaded data (tests/test_upload.py trains on it)
     ) -> RemoteRun:
         run = RemoteRun(self, spec, outbox, run_id, max_seconds, sweep=sweep is not None)  # type: ignore[arg-type]
         self.runs.append(run)

@@ -12,7 +12,7 @@ import torch
 
 from app.datasets.dataset import Dataset
 
-__all__ = ["DATASETS", "DIGITS_FILE", "SYNTHETIC_POINTS", "TEST_FRACTION", "load_dataset"]
+__all__ = ["DATASETS", "DIGITS_FILE", "SYNTHETIC_POINTS", "TEST_FRACTION", "load_dataset", "split_rows"]
 
 DATASETS = ("spiral", "moons", "circles", "xor", "gaussian", "digits")
 SYNTHETIC_POINTS = 2000
@@ -30,6 +30,11 @@ def load_dataset(name: str, noise: float, seed: int) -> Dataset:
     else:
         x, y = _SYNTHETIC[name](SYNTHETIC_POINTS, noise, gen)
         classes = 2
+    return split_rows(name, x, y, classes, gen)
+
+
+def split_rows(name: str, x: torch.Tensor, y: torch.Tensor, classes: int, gen: torch.Generator) -> Dataset:
+    """Rows x (rows, features) and labels y (rows,) split 80/20 in an order drawn from `gen`."""
     order = torch.randperm(len(x), generator=gen)
     n_test = int(len(x) * TEST_FRACTION)
     test, train = order[:n_test], order[n_test:]

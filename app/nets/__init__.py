@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from app.datasets import Dataset, load_dataset, load_task
+from app.datasets.upload import Table
 from app.nets.cnn import build_cnn
 from app.nets.layers import BatchNorm, NoisyShift, Tap
 from app.nets.mlp import build_mlp
@@ -80,10 +81,14 @@ ARCHITECTURES: dict[str, Callable[[RunSpec, Dataset], Network]] = {
 }
 
 
-def load_data(spec: RunSpec) -> Dataset:
-    """The run's train/test split: a sequence task for the transformer, else `spec.dataset`."""
+def load_data(spec: RunSpec, table: Table | None = None) -> Dataset:
+    """The run's train/test split: a sequence task for the transformer, the uploaded `table` for
+    dataset "upload", else `spec.dataset`."""
     if spec.arch == "transformer":
         return load_task(spec.task, spec.seq_len, spec.vocab, spec.seed)
+    if spec.dataset == "upload":
+        assert table is not None, "dataset upload needs the session's table (schemas/session check it)"
+        return table.dataset(spec.seed)
     return load_dataset(spec.dataset, spec.noise, spec.seed)
 
 

@@ -131,7 +131,11 @@ export function fitArch(schema, config, keep = new Set()) {
   if (config.width > maxWidth && set("width", maxWidth)) {
     notes.push(`${words.title} takes at most ${maxWidth} ${words.widthLabel.toLowerCase()}: now ${maxWidth}.`);
   }
-  const moved = Object.entries(fixedFields(schema, arch)).filter(([field, value]) => set(field, value));
+  // A fixed field keeps a value the architecture also takes (the CNN on an upload of 8×8 images).
+  const also = schema["x-arch-also"]?.[arch] ?? {};
+  const moved = Object.entries(fixedFields(schema, arch))
+    .filter(([field]) => !(also[field] ?? []).includes(config[field]))
+    .filter(([field, value]) => set(field, value));
   if (moved.some(([field]) => field === "dataset")) notes.push(`${words.title} reads the 8×8 digits as images.`);
   if (config.norm === "group" && config.width > 0 && config.groups > 0 && config.width % config.groups) {
     // Group norm needs groups that divide the width: the largest that does, below the old count.

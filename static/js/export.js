@@ -3,12 +3,13 @@
 // answers a bad one with the field it refuses; the file downloads under the server's name for it.
 
 /** Ask the server for the script of `config` (and, in compare mode, run `run` of the twins);
- *  resolves to {name, text}, or throws an Error whose message names what was refused. */
-export async function fetchScript(config, compare = null, run = "A") {
+ *  resolves to {name, text}, or throws an Error whose message names what was refused.
+ *  `headers`: the page's upload token, so a run on uploaded data embeds the session's table. */
+export async function fetchScript(config, compare = null, run = "A", headers = {}) {
   const body = { config, ...(compare ? { compare, run } : {}) };
   const reply = await fetch("api/export-script", {
     method: "POST",
-    headers: { "Content-Type": "application/json" },
+    headers: { "Content-Type": "application/json", ...headers },
     body: JSON.stringify(body),
   });
   if (!reply.ok) {
