@@ -97,3 +97,89 @@ def test_state_to_query_and_back_is_the_identity_on_what_a_link_carries(lab: Lab
     assert result["on"]["view"] == "ics"
     assert result["off"]["compare"] == {"on": False, "fields": None}  # a preset's comparison switched off
     assert result["plain"]["compare"] is None and result["plain"]["view"] is None  # the preset's, layers
+
+
+# Every config input the form has, read back as the state would type it.
+FORM_VALUES = """() => {
+  const boot = JSON.parse(document.getElementById('shiftscope-boot').textContent);
+  const form = document.getElementById('config-form');
+  const values = {};
+  for (const [name, prop] of Object.entries(boot.schema.properties)) {
+    const element = form.elements.namedItem(name);
+    if (!element) continue;
+    if (prop.type === 'boolean') values[name] = element.checked;
+    else if (element.value === '') values[name] = null;
+    else if (prop.type === 'integer' || prop.type === 'number') values[name] = Number(element.value);
+    else values[name] = element.value;
+  }
+  return values;
+}"""
+
+
+CHANGED = {"depth": 4, "lr": 0.05, "norm": "layer", "activation": "tanh", "seed": 7, "steps": 40}
+CHANGED |= {"noisy_norm": True, "drift_lag": 3}
+
+
+def test_the_form_is_drawn_from_the_state_and_edits_it(lab: Lab) -> None:
+    sent: list[dict] = []
+
+    def on_socket(ws: object) -> None:
+        ws.on("framesent", lambda payload: sent.append(json.loads(payload)) if '"start"' in payload else None)  # type: ignore[attr-defined]
+
+    lab.page.on("websocket", on_socket)
+    lab.open()
+    state = _state(lab)
+    assert state["preset"] == "sigmoid-saturation"
+    wanted = {
+        **state,
+        "preset": "relu-dying",
+        "config": {**state["config"], **CHANGED},
+        "compare": {"on": True, "fields": {"norm": "batch"}},
+        "view": "drift",
+        "chart": {**state["chart"], "values": "post", "x": "layer"},
+    }
+    lab.page.evaluate("(state) => window.shiftscope.applyPageState(state)", wanted)
+
+    # The state is what was applied, and every input of the form shows it.
+    assert _state(lab) == wanted
+    form = lab.page.evaluate(FORM_VALUES)
+    assert form == {name: wanted["config"][name] for name in form}
+    assert len(form) >= 25
+    expect(lab.page.locator("#preset")).to_have_value("relu-dying")
+    expect(lab.page.locator("#compare-on")).to_be_checked()
+    expect(lab.page.locator("#compare-0-value")).to_have_value("batch")
+    expect(lab.page.locator("#view-drift")).to_be_checked()
+    expect(lab.page.locator("#ridge-post")).to_be_checked()
+    expect(lab.page.locator("#ridge-x-layer")).to_be_checked()
+    # So does the address bar.
+    lab.page.wait_for_function(
+        "() => { const q = new URLSearchParams(location.search);"
+        " return q.get('depth') === '4' && q.get('lr') === '0.05'"
+        " && q.get('b.norm') === 'batch' && q.get('view') === 'drift'; }"
+    )
+
+    # An input written without an edit is not read: the state stays the source of the config,
+    # and applying a state draws the form from it again.
+    lab.page.evaluate("document.getElementById('f-seed').value = '99'")
+    assert lab.value("s.pageState.config.seed") == 7
+    lab.page.evaluate("(state) => window.shiftscope.applyPageState(state)", {"config": {"seed": 7}})
+    expect(lab.page.locator("#f-seed")).to_have_value("7")
+
+    # An edit goes to the state, and the URL follows it.
+    lab.page.fill("#f-depth", "6")
+    lab.wait("s.pageState.config.depth === 6")
+    lab.page.click("label[for=f-norm-none]")
+    lab.wait("s.pageState.config.norm === 'none'")
+    lab.page.wait_for_function("new URLSearchParams(location.search).get('depth') === '6'")
+
+    # Play sends the state's config and comparison.
+    lab.page.click("#btn-play")
+    lab.wait("s.runs >= 1")
+    start = sent[-1]
+    config = {**wanted["config"], "depth": 6, "norm": "none"}
+    assert start["config"] == {name: config[name] for name in start["config"]}
+    # Only the fields an MLP does not read stay off the wire.
+    transformer_only = {"task", "seq_len", "vocab", "d_model", "heads", "warmup_steps"}
+    assert set(config) - set(start["config"]) <= transformer_only
+    assert start["compare"] == lab.value("s.pageState.compare.fields")
+    assert lab.errors == []

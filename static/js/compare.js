@@ -1,6 +1,8 @@
 // Compare mode's controls: the "Compare A / B" switch and what run B changes ("B differs in"),
-// turned into the `compare` object of a start (docs/protocol.md, "Compare mode"); the page state
-// (state.js) keeps it in the URL as b.<field>=<value> parameters. Run A is the form; B is A with these fields changed.
+// an editor of the page state's `compare` ({on, fields}: the `compare` object of a start,
+// docs/protocol.md, "Compare mode"; state.js keeps it in the URL as b.<field>=<value>). Run A is
+// the state's config; B is A with these fields changed. A row the user left to the page follows
+// A (B's norm is A's natural contrast): the page state's adjuster keeps its value current.
 
 import { archOf, normsFor, placementsFor } from "./arch.js";
 
@@ -13,6 +15,11 @@ export const LOCKSTEP_FIELDS = Object.freeze([
   "steps", "emit_every", "eval_every", "max_steps_per_s", "drift_lag", "ics_every", "landscape_every",
 ]);
 const NOT_OFFERED = new Set([...LOCKSTEP_FIELDS, "device"]);
+
+/** Whether run B may differ in `field` (twins share the lockstep fields). */
+export function offeredForB(schema, field) {
+  return field in schema.properties && !NOT_OFFERED.has(field);
+}
 
 /** Run B's value of `field` when the user has not picked one: the natural contrast to A, among
  *  the `choices` B's architecture takes. */
@@ -37,54 +44,51 @@ export function typedValue(prop, text) {
   return text;
 }
 
-/** The compare switch and its rows; `read()` is the `compare` of the next start (null: off). */
+/** The compare switch and its rows, drawn from the page state's `compare`. */
 export class CompareControls {
-  /** `root`: the compare fieldset; `controls`: the settings form (run A). */
-  constructor(root, { schema, controls, labels }) {
+  /** `root`: the compare fieldset; `pageState`: the state it edits; `clearErrors(field)`: the
+   *  form's (a row's error sits next to it). */
+  constructor(root, { schema, pageState, labels, clearErrors = () => {} }) {
     this.root = root;
     this.schema = schema;
-    this.controls = controls;
+    this.pageState = pageState;
     this.labels = labels; // field -> human label
+    this.clearErrors = clearErrors;
     this.toggle = root.querySelector("#compare-on");
     this.fields = root.querySelector("#compare-fields");
     this.list = root.querySelector("#compare-list");
     this.addButton = root.querySelector("#compare-add");
     this.offered = Object.keys(schema.properties).filter((name) => !NOT_OFFERED.has(name));
-    this.rows = []; // [{field, value, auto, element}]
-    this.listeners = [];
-    this.presetCompare = null;
+    this.rows = [];          // [{field, element, valueControl}], in the state's order
+    this.auto = new Set();   // fields whose B value follows A (the user has not picked one)
+    this.builtArch = null;   // B's architecture the rows' menus were built for
 
     this.toggle.addEventListener("change", () => this.setOn(this.toggle.checked));
     this.addButton.addEventListener("click", () => {
-      const used = new Set(this.rows.map((row) => row.field));
-      const field = this.offered.find((name) => !used.has(name));
-      if (field) this.addRow(field);
+      const fields = this.current;
+      const field = this.offered.find((name) => !(name in fields));
+      if (!field) return;
+      this.auto.add(field);
+      this.edit({ on: true, fields: { ...fields, [field]: this.contrast(field, { ...fields }) } });
       this.rows.at(-1)?.element.querySelector("select")?.focus();
-      this.changed();
     });
     // B follows A where the user left it to the page: A's norm changes, B's contrast follows.
-    controls.onChange(() => this.refreshAuto());
+    pageState.addAdjuster((next, patch) => (patch.config && !patch.compare ? this.follow(next) : next));
   }
 
-  /** `handler(compare)` after any change of the switch or the rows. */
-  onChange(handler) { this.listeners.push(handler); }
+  get on() { return this.pageState.state.compare.on; }
 
-  get on() { return this.toggle.checked; }
-
-  /** The `compare` of the next start: {field: value} for run B, or null for a single run. */
-  read() {
-    if (!this.on || !this.rows.length) return null;
-    const config = this.controls.readConfig();
-    return Object.fromEntries(this.rows.map((row) => [row.field, this.valueOf(row, config)]));
-  }
+  /** What B changes now ({} for none). */
+  get current() { return { ...(this.pageState.state.compare.fields ?? {}) }; }
 
   /** Switch compare mode on (with the one-click norm comparison when nothing is chosen) or off. */
-  setOn(on, { emit = true } = {}) {
-    this.toggle.checked = on;
-    if (on && !this.rows.length) this.addRow(DEFAULTS.firstField);
-    this.fields.hidden = !on;
-    this.root.toggleAttribute("data-on", on);
-    if (emit) this.changed();
+  setOn(on) {
+    let fields = this.current;
+    if (on && !Object.keys(fields).length) {
+      this.auto.add(DEFAULTS.firstField);
+      fields = { [DEFAULTS.firstField]: this.contrast(DEFAULTS.firstField, fields) };
+    }
+    this.edit({ on, fields: Object.keys(fields).length ? fields : null });
   }
 
   toggleOn() {
@@ -92,68 +96,79 @@ export class CompareControls {
     return true;
   }
 
-  /** A preset's `compare` (or null): its rows, and compare mode on exactly when it has one. */
-  setFromPreset(compare, { emit = true } = {}) {
-    this.presetCompare = compare ?? null;
-    this.replaceRows(compare ? Object.entries(compare) : []);
-    this.setOn(Boolean(compare), { emit: false });
-    if (emit) this.changed();
-  }
-
-  /** Show a page state's compare part ({on, fields}; state.js): its rows when it names fields,
-   *  and compare mode on or off; `fields: null` leaves the rows as they are. */
-  setState({ on, fields }, { emit = true } = {}) {
-    if (fields && Object.keys(fields).length) this.replaceRows(Object.entries(fields).filter(([field]) => this.offers(field)));
-    this.setOn(Boolean(on), { emit: false });
-    if (emit) this.changed();
-  }
-
-  /** Whether run B may differ in `field` (twins share the lockstep fields). */
-  offers(field) {
-    return field in this.schema.properties && !NOT_OFFERED.has(field);
+  /** Draw the switch and the rows from the state: rows are rebuilt when the fields named (or B's
+   *  architecture) change, and a row's value is rewritten when it differs from the state's. */
+  render(state, changes = null) {
+    if (changes && !changes.compare && !changes.config.length) return;
+    const { on } = state.compare;
+    const fields = state.compare.fields ?? {};
+    if (this.toggle.checked !== on) this.toggle.checked = on;
+    if (this.fields.hidden === on) this.fields.hidden = !on;
+    this.root.toggleAttribute("data-on", on);
+    // A field the state names anew follows A when its value is A's contrast (a preset's "B has
+    // batch norm" keeps following A's norm); a value that is not A's contrast was picked.
+    const known = new Set(this.rows.map((row) => row.field));
+    for (const field of Object.keys(fields)) {
+      const contrast = this.contrast(field, fields, state.config);
+      if (!known.has(field) && fields[field] === contrast) this.auto.add(field);
+      else if (fields[field] !== contrast) this.auto.delete(field);
+    }
+    for (const field of [...this.auto]) if (!(field in fields)) this.auto.delete(field);
+    const names = Object.keys(fields);
+    const arch = this.archOfB(fields, state.config);
+    if (names.join() !== this.rows.map((row) => row.field).join() || arch !== this.builtArch) {
+      for (const row of this.rows) row.element.remove();
+      this.rows = names.map((field) => ({ field, element: document.createElement("div") }));
+      this.builtArch = arch;
+      for (const row of this.rows) {
+        row.element.className = "compare-row";
+        this.list.append(row.element);
+        this.buildRow(row, fields, state.config);
+      }
+      this.addButton.disabled = this.rows.length >= this.offered.length;
+    }
+    for (const row of this.rows) {
+      const value = fields[row.field];
+      const text = value === null || value === undefined ? "" : String(value);
+      if (row.valueControl !== document.activeElement && row.valueControl.value !== text) row.valueControl.value = text;
+    }
   }
 
   // --- internals ---------------------------------------------------------------------------------
 
-  replaceRows(entries) {
-    for (const row of this.rows) row.element.remove();
-    this.rows = [];
-    for (const [field, value] of entries) this.addRow(field, value);
+  edit(compare) {
+    this.pageState.update({ compare }, { field: "compare", byUser: true });
   }
 
-  valueOf(row, config = this.controls.readConfig()) {
-    const prop = this.schema.properties[row.field];
-    return row.auto ? contrastValue(row.field, prop, config[row.field], this.choicesFor(row.field, config)) : row.value;
+  /** `next` with B's followed fields at A's contrast (the page state's adjuster). */
+  follow(next) {
+    const fields = next.compare.fields;
+    if (!fields || !this.auto.size) return next;
+    const followed = { ...fields };
+    for (const field of this.auto) if (field in followed) followed[field] = this.contrast(field, followed, next.config);
+    return sameFields(followed, fields) ? next : { ...next, compare: { ...next.compare, fields: followed } };
   }
 
-  /** B's architecture: a row's, or A's. */
-  archOfB(config) {
-    const row = this.rows.find((candidate) => candidate.field === "arch");
-    return archOf(row ? { arch: this.valueOf(row, config) } : config);
+  /** B's natural contrast to A in `field`, among the values B's architecture takes. */
+  contrast(field, fields, config = this.pageState.state.config) {
+    const prop = this.schema.properties[field];
+    return contrastValue(field, prop, config[field], this.choicesFor(field, fields, config));
+  }
+
+  /** B's architecture: its row's, or A's. */
+  archOfB(fields, config) {
+    return archOf("arch" in fields ? { arch: fields.arch } : config);
   }
 
   /** The values B can take for `field`: the norms and placements its architecture takes. */
-  choicesFor(field, config = this.controls.readConfig()) {
-    if (field === "norm") return normsFor(this.schema, this.archOfB(config));
-    if (field === "norm_position") return placementsFor(this.schema, this.archOfB(config));
+  choicesFor(field, fields, config) {
+    if (field === "norm") return normsFor(this.schema, this.archOfB(fields, config));
+    if (field === "norm_position") return placementsFor(this.schema, this.archOfB(fields, config));
     return this.schema.properties[field].enum;
   }
 
-  addRow(field, value = undefined) {
-    // A value that is just A's natural contrast (batch when A has no norm) keeps following A.
-    const prop = this.schema.properties[field];
-    const config = this.controls.readConfig();
-    const auto = value === undefined || value === contrastValue(field, prop, config[field], this.choicesFor(field, config));
-    const row = { field, value: value ?? null, auto, element: document.createElement("div") };
-    row.element.className = "compare-row";
-    this.rows.push(row);
-    this.list.append(row.element);
-    this.buildRow(row);
-    return row;
-  }
-
-  /** (Re)build one row's controls: which field, B's value, remove. Runs on user actions only. */
-  buildRow(row) {
+  /** (Re)build one row's controls: which field, B's value, remove. */
+  buildRow(row, fields, config) {
     const index = this.rows.indexOf(row);
     const prop = this.schema.properties[row.field];
     const id = `compare-${index}`;
@@ -161,23 +176,25 @@ export class CompareControls {
     fieldSelect.id = `${id}-field`;
     fieldSelect.className = "compare-field";
     fieldSelect.setAttribute("aria-label", "Field that run B changes");
-    const taken = new Set(this.rows.filter((other) => other !== row).map((other) => other.field));
     for (const name of this.offered) {
-      if (taken.has(name)) continue;
+      if (name !== row.field && name in fields) continue;
       fieldSelect.append(new Option(this.labels[name] ?? name, name, false, name === row.field));
     }
     fieldSelect.addEventListener("change", () => {
-      row.field = fieldSelect.value;
-      row.auto = true;
-      row.value = null;
-      this.rebuildAll();
-      this.changed();
+      // The row now changes another field, in the same place, following A.
+      const current = this.current;
+      const next = Object.fromEntries(Object.entries(current).map(([field, value]) => (
+        field === row.field ? [fieldSelect.value, null] : [field, value])));
+      this.auto.delete(row.field);
+      this.auto.add(fieldSelect.value);
+      next[fieldSelect.value] = this.contrast(fieldSelect.value, next);
+      this.edit({ on: true, fields: next });
     });
 
     let valueControl;
     if (prop.enum || prop.type === "boolean") {
       valueControl = document.createElement("select");
-      const choices = prop.enum ? this.choicesFor(row.field) : [true, false];
+      const choices = prop.enum ? this.choicesFor(row.field, fields, config) : [true, false];
       for (const choice of choices) {
         const label = prop.type === "boolean" ? (choice ? "on" : "off") : (this.optionLabel(row.field, choice));
         valueControl.append(new Option(label, String(choice)));
@@ -197,10 +214,9 @@ export class CompareControls {
     valueControl.setAttribute("aria-label", `Run B's ${this.labels[row.field] ?? row.field}`);
     valueControl.setAttribute("aria-describedby", `err-compare-${index}`);
     valueControl.addEventListener(valueControl.tagName === "SELECT" ? "change" : "input", () => {
-      row.value = typedValue(prop, valueControl.value);
-      row.auto = false;
-      this.controls.clearErrors(`compare.${row.field}`);
-      this.changed();
+      this.auto.delete(row.field);
+      this.clearErrors(`compare.${row.field}`);
+      this.edit({ on: this.on, fields: { ...this.current, [row.field]: typedValue(prop, valueControl.value) } });
     });
 
     const remove = document.createElement("button");
@@ -210,12 +226,12 @@ export class CompareControls {
     remove.title = "Remove this difference";
     remove.setAttribute("aria-label", `Remove: B differs in ${this.labels[row.field] ?? row.field}`);
     remove.addEventListener("click", () => {
-      row.element.remove();
-      this.rows.splice(this.rows.indexOf(row), 1);
-      if (!this.rows.length) this.setOn(false, { emit: false });
-      this.rebuildAll();
-      (this.rows.length ? this.addButton : this.toggle).focus();
-      this.changed();
+      const next = this.current;
+      delete next[row.field];
+      this.auto.delete(row.field);
+      const left = Object.keys(next).length;
+      this.edit(left ? { on: this.on, fields: next } : { on: false, fields: null });
+      (left ? this.addButton : this.toggle).focus();
     });
 
     const error = document.createElement("p");
@@ -230,13 +246,6 @@ export class CompareControls {
     is.setAttribute("aria-hidden", "true");
     row.element.replaceChildren(fieldSelect, is, valueControl, remove, error);
     row.valueControl = valueControl;
-    this.showValue(row);
-  }
-
-  rebuildAll() {
-    this.builtArch = this.archOfB(this.controls.readConfig());
-    for (const row of this.rows) this.buildRow(row);
-    this.addButton.disabled = this.rows.length >= this.offered.length;
   }
 
   optionLabel(field, choice) {
@@ -244,22 +253,8 @@ export class CompareControls {
       ?? document.querySelector(`label[for="f-${CSS.escape(field)}-${CSS.escape(String(choice))}"]`);
     return option?.textContent.trim() || String(choice);
   }
+}
 
-  showValue(row, config = this.controls.readConfig()) {
-    const value = this.valueOf(row, config);
-    const text = value === null || value === undefined ? "" : String(value);
-    if (row.valueControl.value !== text) row.valueControl.value = text;
-  }
-
-  refreshAuto() {
-    const config = this.controls.readConfig();
-    // Another architecture offers other norms and placements: B's menus follow.
-    if (this.rows.length && this.archOfB(config) !== this.builtArch) this.rebuildAll();
-    for (const row of this.rows) if (row.auto) this.showValue(row, config);
-    if (this.on && this.rows.some((row) => row.auto)) this.changed({ fromForm: true });
-  }
-
-  changed({ fromForm = false } = {}) {
-    for (const handler of this.listeners) handler(this.read(), { fromForm });
-  }
+function sameFields(a, b) {
+  return Object.keys({ ...a, ...b }).every((field) => a[field] === b[field]);
 }

@@ -1,14 +1,15 @@
-// The settings form: form ⇄ config object, config ⇄ URL query string, presets, field errors.
-// Bounds, choices and defaults come from the RunConfig JSON schema the server renders into the
-// page (templates/index.html); nothing here repeats a limit. What depends on the architecture
-// (fields shown, norms offered, defaults on a switch) is arch.js's.
+// The settings form: an editor of the page state's preset and config (state.js). An input's
+// change becomes a state update; the form (and the test-set mirrors in the eval panel) is then
+// rendered from the state. Presets, field errors and the notes an edit leaves are its own. Bounds,
+// choices and defaults come from the RunConfig JSON schema the server renders into the page
+// (templates/index.html); nothing here repeats a limit. What depends on the architecture (fields
+// shown, norms offered, defaults on a switch) is arch.js's.
 
 import { ARCHS, ArchForm, NORM_WORDS, archOf, normsFor, switchArch } from "./arch.js";
-import { isStateParam } from "./state.js";
+import { defaultsFromSchema } from "./state.js";
 
 const DEFAULTS = Object.freeze({
   lrMantissas: [1, 1.5, 2, 3, 5, 7], // notches per decade of the log learning-rate slider
-  urlWriteDelayMs: 250,              // browsers refuse more than ~100 replaceState calls per 30 s
 });
 
 /** Notches of a log slider from `min` to `max`: 1, 1.5, 2, 3, 5, 7 × every power of ten. */
@@ -39,183 +40,91 @@ export function stepNotch(notches, value, direction) {
   return [...notches].reverse().find((notch) => notch < value * (1 - 1e-9)) ?? value;
 }
 
-/** The schema's default for every field. */
-export function defaultsFromSchema(schema) {
-  return Object.fromEntries(Object.entries(schema.properties).map(([name, prop]) => [name, prop.default]));
-}
-
 /** Same config, field by field; `ignore` lists fields left out of the comparison. */
 export function sameConfig(a, b, ignore = []) {
   return Object.keys({ ...a, ...b }).every((name) => ignore.includes(name) || a[name] === b[name]);
 }
 
-/** The settings form, its presets and its mirror in the URL. */
+/** The value an input shows, typed as its field (the one DOM read of the config: the edited input's). */
+function inputValue(element, prop) {
+  if (prop.type === "boolean") return Boolean(element.checked);
+  const text = element.value; // a RadioNodeList's value is the checked radio's, or ""
+  if (prop.type === "integer" || prop.type === "number") return text === "" || !Number.isFinite(Number(text)) ? null : Number(text);
+  return text === "" ? null : text;
+}
+
+/** The settings form and its presets: edits go to the page state, the form is drawn from it. */
 export class Controls {
-  constructor(form, { schema, presets, defaultPreset, story }) {
+  /** `form`: the settings form; `pageState`: the state it edits (state.js); `story`: the
+   *  preset's texts {summary, look, question, claim?, paper?, claimBox?}; `mirrors`: inputs
+   *  elsewhere on the page that edit one config field each (data-mirror-for). */
+  constructor(form, { schema, pageState, story, mirrors = [] }) {
     this.form = form;
     this.schema = schema;
-    // The URL lists fields in the order the form shows them: the main four first.
-    this.fieldOrder = [...new Set([...form.elements].map((el) => el.name).filter((n) => n in schema.properties))];
-    this.presets = new Map(presets.map((preset) => [preset.id, preset]));
-    this.defaultPreset = defaultPreset;
-    this.story = story; // {summary, look, question, claim?, paper?, claimBox?}: the preset's story
+    this.pageState = pageState;
+    this.story = story;
+    this.mirrors = [...mirrors];
     this.presetSelect = form.elements.namedItem("preset");
     this.more = form.querySelector("details.more");
     this.depthRange = form.querySelector("#f-depth-range");
-    this.depthInput = form.elements.namedItem("depth");
     this.lrRange = form.querySelector("#f-lr-range");
     this.lrInput = form.elements.namedItem("lr");
     this.lrSteps = lrNotches(Number(this.lrRange.dataset.min), Number(this.lrRange.dataset.max));
     this.lrRange.max = String(this.lrSteps.length - 1);
-    this.listeners = { change: [], lr: [] };
     this.archForm = new ArchForm(form, schema);
-    this.config = this.readForm(); // the config the form shows, kept current by every edit
     this.arch = null;           // the architecture the form shows
+    this.storyOf = undefined;   // the preset whose story shows
     this.touched = new Set();   // fields the user set in this session: an arch switch keeps them
     this.notes = { arch: form.querySelector("#arch-note"), norm: form.querySelector("#norm-note") };
-    this.urlTimer = null;
-    this.queryOf = null; // () => the page state's query string (state.js); set by main.js
 
     form.addEventListener("submit", (event) => event.preventDefault());
     form.addEventListener("input", (event) => this.onInput(event));
     form.addEventListener("change", (event) => {
       if (event.target === this.presetSelect) this.selectPreset(this.presetSelect.value);
     });
+    for (const input of this.mirrors) {
+      input.addEventListener("input", () => {
+        const value = input.value.trim() === "" || !Number.isFinite(Number(input.value)) ? input.value : Number(input.value);
+        this.setFields({ [input.dataset.mirrorFor]: value });
+      });
+      input.addEventListener("blur", () => this.renderMirrors(this.pageState.state.config, { force: true }));
+    }
   }
 
-  /** `handler(config, field)` after the user changes any config field. */
-  onChange(handler) { this.listeners.change.push(handler); }
-
-  /** `handler(lr)` after the user changes the learning rate (slider, box or arrow keys). */
-  onLearningRate(handler) { this.listeners.lr.push(handler); }
+  /** The URL lists fields in the order the form shows them: the main four first. */
+  static fieldOrder(form, schema) {
+    return [...new Set([...form.elements].map((el) => el.name).filter((n) => n in schema.properties))];
+  }
 
   /** The chosen preset (or undefined), and its id. */
-  get preset() { return this.presets.get(this.presetSelect.value); }
+  get preset() { return this.pageState.preset; }
 
-  get presetId() { return this.presetSelect.value || null; }
+  get presetId() { return this.pageState.state.preset; }
 
-  /** Set config fields as if the user had: the form, the URL and every listener follow. */
-  setFields(values) {
-    for (const name of Object.keys(values)) this.touched.add(name);
-    this.writeConfig(values);
-    for (const name of Object.keys(values)) this.clearErrors(name);
-    this.changed(Object.keys(values).join(","));
-  }
-
-  /** Fill the form from a link's preset and fields (state.js parses the URL): the preset (the
-   *  default when it names none or an unknown one), then the fields over it. */
-  loadFrom(presetId, overrides) {
-    const known = presetId && this.presets.has(presetId);
-    this.selectPreset(known ? presetId : this.defaultPreset, { writeUrl: false });
-    if (overrides.arch in ARCHS && overrides.arch !== this.arch) {
-      // A link that names another architecture: the fields it leaves out follow that architecture,
-      // as the server's defaults do; the fields it names stay as they are.
-      const { values } = switchArch(this.schema, this.readConfig(), this.arch, overrides.arch, {
-        preset: this.preset, keep: new Set(Object.keys(overrides)),
-      });
-      this.writeConfig(values);
+  /** Set config fields as if the user had: the state, then the form, the URL and every listener. */
+  setFields(values, field = Object.keys(values).join(",")) {
+    for (const name of Object.keys(values)) {
+      this.touched.add(name);
+      this.clearErrors(name);
     }
-    this.writeConfig(overrides);
-    this.refreshEdited();
-    return { unknownPreset: presetId && !known ? presetId : null };
+    this.pageState.update({ config: values }, { field, byUser: true });
   }
 
-  /** Show another screen's config (the page state's): every field as given, none of it "set by
-   *  hand" here; the listeners follow. */
-  setConfig(config) {
-    const arch = archOf(config);
-    if (arch !== this.arch) this.showNote("arch", "");
-    this.writeConfig(config);
-    this.clearErrors();
-    this.changed("config");
-  }
-
-  selectPreset(id, { writeUrl = true } = {}) {
-    const preset = this.presets.get(id);
-    if (!preset) return;
-    this.presetSelect.value = id;
-    this.touched.clear(); // a preset is a whole config: nothing in it was set by hand
+  /** Show preset `id`: a whole config, nothing in it set by hand. */
+  selectPreset(id) {
+    if (!this.pageState.presets.has(id)) return;
+    this.touched.clear();
     this.showNote("arch", "");
     this.showNote("norm", "");
-    this.writeConfig({ ...defaultsFromSchema(this.schema), ...preset.config });
-    this.story.summary.textContent = preset.summary;
-    this.story.look.textContent = preset.look_for;
-    this.story.question.textContent = preset.question;
-    if (this.story.claim) {
-      // An instrument preset tests a paper's claim: say which paper and what it claims.
-      this.story.claim.textContent = preset.claim ?? "";
-      this.story.paper.textContent = preset.paper ?? "";
-      // A story preset may quote figures (its checks) without a paper's claim.
-      this.story.claim.parentElement.hidden = !preset.claim && !preset.paper;
-      this.story.claimBox.hidden = !preset.claim && !preset.paper && !preset.checks?.length;
-    }
     this.clearErrors();
-    this.refreshEdited();
-    if (writeUrl) this.writeUrlSoon();
-    this.emit("change", this.readConfig(), "preset");
-  }
-
-  /** The config the form describes: every field, typed; an empty or unreadable value is null.
-   *  A copy of the one the page keeps (`this.config`), which follows every edit and write. */
-  readConfig() {
-    return { ...this.config };
-  }
-
-  /** Parse the form's inputs (after an edit or a write; everything else reads `this.config`). */
-  readForm() {
-    const config = {};
-    for (const [name, prop] of Object.entries(this.schema.properties)) {
-      const element = this.form.elements.namedItem(name);
-      if (!element) continue;
-      const text = element.value; // a RadioNodeList's value is the checked radio's, or ""
-      if (prop.type === "boolean") {
-        config[name] = Boolean(element.checked);
-      } else if (prop.type === "integer" || prop.type === "number") {
-        config[name] = text === "" || !Number.isFinite(Number(text)) ? null : Number(text);
-      } else {
-        config[name] = text === "" ? null : text;
-      }
-    }
-    return config;
-  }
-
-  /** Put the given fields into the form; values it cannot hold (an unknown choice) leave it empty. */
-  writeConfig(config) {
-    for (const [name, value] of Object.entries(config)) {
-      const element = this.form.elements.namedItem(name);
-      if (!element) continue;
-      if (element instanceof RadioNodeList) {
-        for (const radio of element) radio.checked = radio.value === String(value);
-      } else if (element.type === "checkbox") {
-        element.checked = value === true || value === "true";
-      } else {
-        element.value = value === null || value === undefined ? "" : String(value);
-      }
-      if (name === "depth") this.depthRange.value = element.value;
-      if (name === "lr") this.syncLrRange();
-    }
-    if ("arch" in config) this.showArch();
-    this.config = this.readForm(); // values the form cannot hold read back as null
-  }
-
-  /** The architecture the form shows (mlp when its value is unknown). */
-  get chosenArch() {
-    return archOf({ arch: this.form.elements.namedItem("arch")?.value });
-  }
-
-  get learningRate() {
-    const lr = Number(this.lrInput.value);
-    return Number.isFinite(lr) && lr > 0 ? lr : Number(this.schema.properties.lr.default);
+    this.pageState.update(this.pageState.presetState(id), { field: "preset", byUser: true });
   }
 
   /** Move the learning rate one notch up (+1) or down (−1) the log scale. */
   nudgeLearningRate(direction) {
-    this.touched.add("lr");
-    const lr = stepNotch(this.lrSteps, this.learningRate, direction);
-    this.lrInput.value = String(lr);
-    this.syncLrRange();
-    this.clearErrors("lr");
-    this.changed("lr");
+    const current = this.pageState.state.config.lr;
+    const lr = stepNotch(this.lrSteps, current > 0 ? current : Number(this.schema.properties.lr.default), direction);
+    this.setFields({ lr }, "lr");
     return lr;
   }
 
@@ -230,15 +139,46 @@ export class Controls {
       this.showNote("norm", `${NORM_WORDS[choices[index]]} is not offered for ${ARCHS[this.arch].name}; keys ${keys.join(", ")}.`);
       return true;
     }
-    this.touched.add("norm");
     this.showNote("norm", "");
-    this.writeConfig({ norm: choices[index] });
-    this.clearErrors("norm");
-    this.changed("norm");
+    this.setFields({ norm: choices[index] }, "norm");
     return true;
   }
 
   focusPreset() { this.presetSelect.focus(); }
+
+  /** Draw the form from the state: the preset and its story, every field, the sliders beside
+   *  their boxes, what the architecture shows, the "edited" mark and the mirrors. An input already
+   *  showing its value is left alone (the user may be typing "0.0" on the way to "0.05"). */
+  render(state, changes = null) {
+    if (changes && !changes.preset && !changes.config.length) return;
+    const value = state.preset ?? "";
+    if (this.presetSelect.value !== value) this.presetSelect.value = value;
+    if (this.storyOf !== state.preset) this.showStory(this.pageState.preset);
+    const { config } = state;
+    for (const [name, prop] of Object.entries(this.schema.properties)) {
+      const element = this.form.elements.namedItem(name);
+      if (!element || inputValue(element, prop) === config[name]) continue;
+      const text = config[name] === null || config[name] === undefined ? "" : String(config[name]);
+      if (element instanceof RadioNodeList) {
+        for (const radio of element) radio.checked = radio.value === text;
+      } else if (element.type === "checkbox") {
+        element.checked = config[name] === true;
+      } else {
+        element.value = text;
+      }
+    }
+    if (config.depth !== null && this.depthRange.value !== String(config.depth)) this.depthRange.value = String(config.depth);
+    this.syncLrRange(config.lr);
+    const arch = archOf(config);
+    if (arch !== this.arch) {
+      if (this.arch !== null) this.showNote("arch", "");
+      this.arch = arch;
+      this.archForm.show(arch);
+    }
+    const base = this.pageState.presetState(state.preset).config;
+    this.presetSelect.closest(".field").toggleAttribute("data-edited", !sameConfig(base, config));
+    this.renderMirrors(config);
+  }
 
   /** Show the server's per-field errors next to their fields; returns those that name no field. */
   showErrors(errors) {
@@ -270,51 +210,69 @@ export class Controls {
 
   // --- internals ---------------------------------------------------------------------------------
 
+  /** The user changed an input: its field's new value goes to the state (the form is then drawn
+   *  from the state). The only place the form's inputs are read. */
   onInput(event) {
     const target = event.target;
     if (target === this.presetSelect) return; // handled on "change"
     let field = target.name;
+    let value;
     if (target === this.depthRange) {
-      this.depthInput.value = target.value;
       field = "depth";
-    } else if (target === this.depthInput) {
-      if (target.value !== "") this.depthRange.value = target.value;
+      value = Number(target.value);
     } else if (target === this.lrRange) {
-      this.lrInput.value = String(this.lrSteps[Number(target.value)]);
-      this.syncLrRange();
       field = "lr";
-    } else if (target === this.lrInput) {
-      this.syncLrRange();
+      value = this.lrSteps[Number(target.value)];
+    } else if (field in this.schema.properties) {
+      value = inputValue(this.form.elements.namedItem(field), this.schema.properties[field]);
+    } else {
+      return;
     }
-    if (!field || !(field in this.schema.properties)) return;
     this.touched.add(field);
     this.showNote("norm", "");
-    if (field === "arch") {
-      this.switchArch();
-    } else {
-      this.showNote("arch", "");
-    }
+    if (field !== "arch") this.showNote("arch", "");
     this.clearErrors(field);
-    this.changed(field);
+    if (field === "arch") return this.switchArch(archOf({ arch: value }));
+    this.pageState.update({ config: { [field]: value } }, { field, byUser: true });
   }
 
-  /** The user picked another architecture: fields follow it (arch.js, switchArch), the form
-   *  shows what it reads, and what had to change is said under the buttons. */
-  switchArch() {
-    const to = this.chosenArch;
+  /** The user picked another architecture: fields follow it (arch.js, switchArch), and what had
+   *  to change is said under the buttons. */
+  switchArch(to) {
+    const config = this.pageState.state.config;
     const from = this.arch ?? to;
     if (to === from) return;
-    const { values, notes } = switchArch(this.schema, { ...this.readConfig(), arch: from }, from, to, {
+    const { values, notes } = switchArch(this.schema, { ...config, arch: from }, from, to, {
       preset: this.preset, touched: this.touched,
     });
-    this.writeConfig(values);
     for (const name of Object.keys(values)) this.clearErrors(name);
+    this.pageState.update({ config: { ...values, arch: to } }, { field: "arch", byUser: true });
     this.showNote("arch", notes.join(" "));
   }
 
-  showArch() {
-    this.arch = this.chosenArch;
-    this.archForm.show(this.arch);
+  showStory(preset) {
+    this.storyOf = preset?.id;
+    this.story.summary.textContent = preset?.summary ?? "";
+    this.story.look.textContent = preset?.look_for ?? "";
+    this.story.question.textContent = preset?.question ?? "";
+    if (this.story.claim) {
+      // An instrument preset tests a paper's claim: say which paper and what it claims.
+      this.story.claim.textContent = preset?.claim ?? "";
+      this.story.paper.textContent = preset?.paper ?? "";
+      // A story preset may quote figures (its checks) without a paper's claim.
+      this.story.claim.parentElement.hidden = !preset?.claim && !preset?.paper;
+      this.story.claimBox.hidden = !preset?.claim && !preset?.paper && !preset?.checks?.length;
+    }
+  }
+
+  /** The test-set fields mirrored into the eval panel; never rewrites the one being typed in. */
+  renderMirrors(config, { force = false } = {}) {
+    for (const input of this.mirrors) {
+      if (!force && input === document.activeElement) continue;
+      const value = config[input.dataset.mirrorFor];
+      const text = value === null || value === undefined ? "" : String(value);
+      if (input.value !== text) input.value = text;
+    }
   }
 
   showNote(which, text) {
@@ -324,53 +282,17 @@ export class Controls {
     note.hidden = !text;
   }
 
-  changed(field) {
-    this.config = this.readForm();
-    this.refreshEdited();
-    this.writeUrlSoon();
-    const config = this.readConfig();
-    if (field === "lr" && config.lr !== null) this.emit("lr", config.lr);
-    this.emit("change", config, field);
-  }
-
-  syncLrRange() {
-    const lr = Number(this.lrInput.value);
-    if (Number.isFinite(lr) && lr > 0) this.lrRange.value = String(nearestNotch(this.lrSteps, lr));
-    this.lrRange.setAttribute("aria-valuetext", `learning rate ${this.lrInput.value}`);
-  }
-
-  /** Mark the preset as edited when the form no longer matches it. */
-  refreshEdited() {
-    const preset = this.presets.get(this.presetSelect.value);
-    const base = { ...defaultsFromSchema(this.schema), ...(preset?.config ?? {}) };
-    const edited = !sameConfig(base, this.readConfig());
-    this.presetSelect.closest(".field").toggleAttribute("data-edited", edited);
+  syncLrRange(lr) {
+    if (Number.isFinite(lr) && lr > 0) {
+      const notch = String(nearestNotch(this.lrSteps, lr));
+      if (this.lrRange.value !== notch) this.lrRange.value = notch;
+    }
+    this.lrRange.setAttribute("aria-valuetext", `learning rate ${lr ?? ""}`);
   }
 
   inputsOf(field) {
     const element = this.form.elements.namedItem(field);
     if (!element) return [];
     return element instanceof RadioNodeList ? [...element] : [element];
-  }
-
-  writeUrlSoon() {
-    clearTimeout(this.urlTimer);
-    this.urlTimer = setTimeout(() => this.writeUrlNow(), DEFAULTS.urlWriteDelayMs);
-  }
-
-  writeUrlNow() {
-    clearTimeout(this.urlTimer);
-    if (!this.queryOf) return;
-    const params = new URLSearchParams(this.queryOf());
-    // Parameters that are not the page's state (an access token, say) stay as they were.
-    for (const [name, value] of new URLSearchParams(window.location.search)) {
-      if (!isStateParam(name, this.schema)) params.set(name, value);
-    }
-    const url = `${window.location.pathname}?${params.toString()}${window.location.hash}`;
-    window.history.replaceState(null, "", url);
-  }
-
-  emit(kind, ...args) {
-    for (const handler of this.listeners[kind]) handler(...args);
   }
 }

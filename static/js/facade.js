@@ -5,7 +5,7 @@
 /** Install the facade; `shownRun()` is the `started` of the run the charts show; `charts`
  *  every chart object (the ridge pairs' own charts among them). */
 export function installFacade({
-  version, stats, player, socket, ridge, pageState, views, panels, loop, room, lessons, experiment, shownRun, charts,
+  version, stats, player, socket, ridge, pageState, panels, loop, room, lessons, experiment, shownRun, charts,
 }) {
   window.shiftscope = Object.freeze({
     version,
@@ -28,7 +28,7 @@ export function installFacade({
     get compare() { const run = shownRun(); return run?.compare ? { ...run.compare } : null; },
     get runNames() { const run = shownRun(); return run?.runs ? [...run.runs] : run ? ["A"] : []; },
     get formCompare() { return pageState.compareFields; },
-    get view() { return views.current; },
+    get view() { return pageState.state.view; },
     get sweepResults() { return stats.sweepResults; },
     get recordingsOpened() { return stats.recordingsOpened; },
     /** The classroom: this page's role in a room (teacher, viewer or null), its code, viewers. */

@@ -1,13 +1,14 @@
 // Wiring: the page's parts, the socket's messages, and one render per animation frame.
 
 import { Controls, sameConfig } from "./controls.js";
+import { ChartOptions } from "./chartoptions.js";
 import { CompareControls } from "./compare.js";
 import { Player } from "./player.js";
 import { Socket } from "./socket.js";
 import { Alerts, StatusLine } from "./status.js";
 import { SweepPanel } from "./sweep.js";
 import { PageState } from "./state.js";
-import { NEEDS, Views, viewForPreset } from "./views.js";
+import { NEEDS, Views } from "./views.js";
 import { installKeyboard } from "./keyboard.js";
 import { entryLabel, lastEntryLabel, rowsCaption, wireConfig } from "./arch.js";
 import { ArchDiagram } from "./diagram.js";
@@ -17,7 +18,7 @@ import { BandChart } from "./charts/band.js";
 import { LossChart } from "./charts/loss.js";
 import { HealthChart } from "./charts/health.js";
 import { RenderLoop } from "./charts/loop.js";
-import { buildPanels } from "./panels.js";
+import { buildPanels, placeCharts } from "./panels.js";
 import { RunNotes } from "./notes.js";
 import { installFacade } from "./facade.js";
 import { ClaimChecks } from "./checks.js";
@@ -51,10 +52,17 @@ const CLOSING_CODES = new Set(["idle", "rate_limited", "too_large"]);
 
 // --- parts ---------------------------------------------------------------------------------------
 
-const controls = new Controls(byId("config-form"), {
+// The page's state in one object (state.js): every control edits it, and the form, the tabs, the
+// chart options and the address bar are drawn from it.
+const configForm = byId("config-form");
+const pageState = new PageState({
+  schema: boot.schema, presets: boot.presets, defaultPreset: boot.defaultPreset,
+  fieldOrder: Controls.fieldOrder(configForm, boot.schema),
+});
+const controls = new Controls(configForm, {
   schema: boot.schema,
-  presets: boot.presets,
-  defaultPreset: boot.defaultPreset,
+  pageState,
+  mirrors: document.querySelectorAll("[data-mirror-for]"),
   story: {
     summary: byId("preset-summary"),
     look: byId("preset-look"),
@@ -65,14 +73,16 @@ const controls = new Controls(byId("config-form"), {
   },
 });
 const compare = new CompareControls(byId("compare"), {
-  schema: boot.schema, controls, labels: { ...boot.labels, norm: "Norm", norm_position: "Norm position" },
+  schema: boot.schema, pageState, labels: { ...boot.labels, norm: "Norm", norm_position: "Norm position" },
+  clearErrors: (field) => controls.clearErrors(field),
 });
 
 const { panels, ridge, gradients, waterfall, sweepChart } = buildPanels();
 const diagram = new ArchDiagram(byId("arch-diagram"), boot.schema);
 const accuracy = new AccuracyReadout(byId("acc-readout"));
-const band = new BandChart(byId("chart-band"));
-const health = new HealthChart(byId("chart-health"), byId("nonfinite"));
+const side = placeCharts(document.querySelector(".side"), ["band", "loss", "health"]);
+const band = new BandChart(side.band);
+const health = new HealthChart(side.health, byId("nonfinite"));
 const claimChecks = new ClaimChecks(byId("preset-checks")); // "this run: …" beside quoted figures
 const recorder = new Recorder(); // the run's statistics, for the CSV and JSON downloads
 // The charts at any recorded moment: they are reset and given the recorded frames up to it.
@@ -125,8 +135,8 @@ function replayCharts(frames) {
   for (const frame of frames) applyFrame(frame);
   requestRender();
 }
-const sideCharts = [band, new LossChart(byId("chart-loss")), health];
-const views = new Views(document.querySelectorAll('input[name="view"]'), panels);
+const sideCharts = [band, new LossChart(side.loss), health];
+const views = new Views(document.querySelectorAll('input[name="view"]'), panels, pageState);
 const panelCharts = views.charts.filter((chart) => chart !== ridge);
 // Everything a frame feeds (the sweep chart takes sweep results instead).
 const frameCharts = [ridge, ...sideCharts, ...panelCharts.filter((chart) => chart !== sweepChart)];
@@ -160,14 +170,19 @@ const buttons = { play: byId("btn-play"), pause: byId("btn-pause"), step: byId("
 const app = byId("app");
 const connection = byId("connection");
 const ridgeEmpty = byId("ridge-empty");
-const bandLayer = byId("band-layer");
-const driftLayer = byId("drift-layer");
 const applyHint = byId("apply-hint");
-const mirrors = [...document.querySelectorAll("[data-mirror-for]")];
-
-// The page's state in one object (state.js): the address bar is written from it.
-const pageState = new PageState({ schema: boot.schema, controls, compare, views, charts: { bandLayer, driftLayer } });
-controls.queryOf = () => pageState.toQuery();
+const chartOptions = new ChartOptions(document, {
+  pageState,
+  menus: { band: byId("band-layer"), drift: byId("drift-layer") },
+  charts: {
+    values: (values) => { ridge.setValues(values); requestRender(); },
+    x: (mode) => { ridge.setXMode(mode); requestRender(); },
+    gradX: (mode) => { gradients.setXMode(mode); requestRender(); },
+    band: (index) => { band.select(index); requestRender(); },
+    drift: (index) => { waterfall.select(index); requestRender(); },
+  },
+});
+for (const editor of [controls, compare, views, chartOptions]) pageState.addEditor(editor);
 
 // --- rendering: the newest data, drawn at most once per animation frame ---------------------------
 
@@ -278,51 +293,25 @@ function refreshApplyHint() {
   if (applyHint.hidden === differs) applyHint.hidden = !differs;
 }
 
-function refreshMirrors() {
-  const config = pageState.config;
-  for (const input of mirrors) {
-    if (input === document.activeElement) continue; // never rewrite what the user is typing
-    const value = config[input.dataset.mirrorFor];
-    const text = value === null || value === undefined ? "" : String(value);
-    if (input.value !== text) input.value = text;
-  }
-}
-
 player.onChange(refreshButtons);
-controls.onChange((config, field) => {
-  diagram.show(config);
-  if (field === "preset") {
-    const preset = controls.preset;
-    compare.setFromPreset(preset?.compare ?? null, { emit: false });
-    sweepPanel.setPreset(preset);
-    claimChecks.show(preset);
-    views.show(viewForPreset(preset));
+// What follows a change of the page state, beyond drawing its editors.
+pageState.onChange((state, changes, cause) => {
+  if (changes.config.length) diagram.show(state.config);
+  if (changes.preset || cause.field === "preset") {
+    sweepPanel.setPreset(pageState.preset);
+    claimChecks.show(pageState.preset);
+  }
+  if (cause.byUser && cause.field === "lr" && state.config.lr !== null) player.setLearningRate(state.config.lr);
+  if (changes.view) {
+    // Opening an instrument's panel switches it on for the next start.
+    const need = NEEDS[state.view];
+    if (cause.byUser && need && !need.has(state.config)) controls.setFields(need.enable(state.config));
+    ridge.hidden = state.view !== "layers";
+    requestRender();
   }
   refreshApplyHint();
-  refreshMirrors();
   refreshNotes();
 });
-compare.onChange(() => {
-  controls.writeUrlSoon();
-  refreshApplyHint();
-});
-controls.onLearningRate((lr) => player.setLearningRate(lr));
-views.onChange((name, { byUser }) => {
-  // Opening an instrument's panel switches it on for the next start.
-  const need = NEEDS[name];
-  if (byUser && need && !need.has(pageState.config)) controls.setFields(need.enable(pageState.config));
-  ridge.hidden = name !== "layers";
-  controls.writeUrlSoon();
-  refreshNotes();
-  requestRender();
-});
-for (const input of mirrors) {
-  input.addEventListener("input", () => {
-    const value = input.value.trim() === "" || !Number.isFinite(Number(input.value)) ? input.value : Number(input.value);
-    controls.setFields({ [input.dataset.mirrorFor]: value });
-  });
-  input.addEventListener("blur", refreshMirrors);
-}
 
 // --- user actions ---------------------------------------------------------------------------------
 
@@ -441,26 +430,6 @@ installImageButtons(
 byId("btn-export-script").addEventListener("click", () => exportScript("A"));
 byId("btn-export-script-b").addEventListener("click", () => exportScript("B"));
 
-for (const radio of document.querySelectorAll('input[name="ridge-values"]')) {
-  radio.addEventListener("change", () => { ridge.setValues(radio.value); requestRender(); });
-}
-for (const radio of document.querySelectorAll('input[name="ridge-x"]')) {
-  radio.addEventListener("change", () => { ridge.setXMode(radio.value); requestRender(); });
-}
-for (const radio of document.querySelectorAll('input[name="grad-x"]')) {
-  radio.addEventListener("change", () => { gradients.setXMode(radio.value); requestRender(); });
-}
-bandLayer.addEventListener("change", () => { band.select(Number(bandLayer.value)); requestRender(); });
-driftLayer.addEventListener("change", () => { waterfall.select(Number(driftLayer.value)); requestRender(); });
-
-function fillLayerMenu(select, layers, onSelect) {
-  const chosen = Number(select.value);
-  const options = [new Option(lastEntryLabel(layers), "-1")];
-  layers.forEach((name, i) => options.push(new Option(entryLabel(name, i), String(i))));
-  select.replaceChildren(...options);
-  select.value = chosen < layers.length ? String(chosen) : "-1";
-  onSelect(Number(select.value));
-}
 
 // --- server messages ------------------------------------------------------------------------------
 
@@ -511,7 +480,7 @@ socket.on("started", (message) => {
     sweepPanel.started(message.sweep);
     sweepChart.reset(message.sweep);
     byId("sweep-legend").hidden = message.sweep.runs.length < 2;
-    views.show("sweep");
+    pageState.update({ view: "sweep" });
     claimChecks.reset(message);
     requestRender();
     return;
@@ -526,8 +495,7 @@ function showRun(started) {
   stats.receivedStep = null;
   stats.framesByRun = { A: 0, B: 0 };
   status.setRun(started);
-  fillLayerMenu(bandLayer, started.layers, (index) => band.select(index));
-  fillLayerMenu(driftLayer, started.layers, (index) => waterfall.select(index));
+  chartOptions.fillLayerMenus(started.layers, { entryLabel, lastEntryLabel });
   resetCharts(started);
   claimChecks.reset(started);
   recorder.reset(started);
@@ -582,7 +550,7 @@ socket.on("error", (message) => {
     return;
   }
   player.refused();
-  if (message.errors?.some((error) => error.field.startsWith("compare."))) compare.setOn(true, { emit: false });
+  if (message.errors?.some((error) => error.field.startsWith("compare.")) && !compare.on) compare.setOn(true);
   const unplaced = controls.showErrors(message.errors);
   const title = ERROR_TITLES[message.code] ?? "Error:";
   const detail = message.errors?.length && !unplaced.length
@@ -593,7 +561,6 @@ socket.on("error", (message) => {
 
 // --- rooms: share this run with a class, or watch a teacher's ---------------------------------------
 
-const configForm = byId("config-form");
 const room = new RoomClient({
   socket, player, pageState, alerts,
   elements: {
@@ -631,7 +598,7 @@ const experiment = new ExperimentPanel({
     save: byId("btn-experiment-save"), end: byId("btn-experiment-end"),
     studentBox: byId("experiment-student"), pick: byId("experiment-pick"), pickLabel: byId("experiment-pick-label"),
     join: byId("btn-experiment-join"), back: byId("btn-experiment-back"), follow: byId("room-follow"),
-    error: byId("experiment-error"), classBox: byId("experiment-class"), chart: byId("chart-class"), ridges: byId("class-ridges"),
+    error: byId("experiment-error"), classBox: byId("experiment-class"), chart: placeCharts(byId("experiment-class"), ["class"]).class, ridges: byId("class-ridges"),
   },
 });
 
@@ -639,7 +606,6 @@ const experiment = new ExperimentPanel({
 
 const { unknownPreset } = pageState.loadFromUrl(window.location.search);
 applyHiding(configForm, hiddenByLink(window.location.search, Object.keys(boot.schema.properties)));
-refreshMirrors();
 diagram.show(pageState.config);
 if (unknownPreset) alerts.show("preset", "Unknown preset:", `“${unknownPreset}”; showing the default instead.`);
 resetCharts(null);
@@ -647,6 +613,6 @@ refreshButtons();
 socket.connect();
 
 installFacade({
-  version: boot.version, stats, player, socket, ridge, pageState, views, panels, loop, room, lessons, experiment, shownRun: () => shownRun,
+  version: boot.version, stats, player, socket, ridge, pageState, panels, loop, room, lessons, experiment, shownRun: () => shownRun,
   charts: sized,
 });

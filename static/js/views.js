@@ -1,7 +1,7 @@
 // The stage's views: the layers (ridge plots) and the instrument panels, one shown at a time.
 // A hidden panel's charts keep recording frames but draw nothing; opening a panel switches on
-// the config flags its instrument needs, for the next start. The page state (state.js) keeps the
-// view in the URL (?view=).
+// the config flags its instrument needs, for the next start. The view is the page state's
+// (state.js: in the URL as ?view=); the tabs edit it and the panels are drawn from it.
 
 const DEFAULTS = Object.freeze({ initial: "layers" });
 
@@ -35,25 +35,31 @@ export function viewForPreset(preset) {
 }
 
 export class Views {
-  /** `radios`: the view radio buttons; `panels`: {name: {element, charts}}. */
-  constructor(radios, panels) {
+  /** `radios`: the view radio buttons; `panels`: {name: {element, charts}}; `pageState`: the
+   *  state whose `view` they edit. */
+  constructor(radios, panels, pageState) {
     this.radios = [...radios];
     this.panels = panels;
-    this.current = null;
-    this.listeners = [];
+    this.shown = null;
+    pageState.addAdjuster((next) => (next.view in panels ? next : { ...next, view: DEFAULTS.initial }));
     for (const radio of this.radios) {
-      radio.addEventListener("change", () => { if (radio.checked) this.show(radio.value, { byUser: true }); });
+      radio.addEventListener("change", () => {
+        if (radio.checked) pageState.update({ view: this.known(radio.value) }, { field: "view", byUser: true });
+      });
     }
   }
 
-  /** `handler(name, {byUser})` after the shown view changes. */
-  onChange(handler) { this.listeners.push(handler); }
+  /** `name` when it is a view, else the first one. */
+  known(name) {
+    return name in this.panels ? name : DEFAULTS.initial;
+  }
 
-  show(name, { byUser = false } = {}) {
-    if (!(name in this.panels)) name = DEFAULTS.initial;
-    const changed = name !== this.current;
-    this.current = name;
-    for (const radio of this.radios) radio.checked = radio.value === name;
+  /** Show the state's view: its tab checked, its panel and charts shown, the others hidden. */
+  render(state) {
+    const name = this.known(state.view);
+    for (const radio of this.radios) if (radio.checked !== (radio.value === name)) radio.checked = radio.value === name;
+    if (name === this.shown) return;
+    this.shown = name;
     for (const [key, panel] of Object.entries(this.panels)) {
       const shown = key === name;
       if (panel.element.hidden === shown) panel.element.hidden = !shown;
@@ -62,7 +68,6 @@ export class Views {
         if (shown) chart.dirty = true; // drawn at its new size, with what it recorded meanwhile
       }
     }
-    if (changed || byUser) for (const handler of this.listeners) handler(name, { byUser });
   }
 
   /** Every chart of every panel (the render loop and the resize observer take them all). */
