@@ -11,7 +11,7 @@ TORCH_SPEC ?= torch==2.13.0
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
 
-.PHONY: run test lint typecheck pytest bench screenshot install install-dev clean
+.PHONY: run test lint typecheck pytest image-test bench screenshot install install-dev clean
 
 run: $(VENV)/.installed
 	SHIFTSCOPE_HOST=$(HOST) SHIFTSCOPE_PORT=$(PORT) $(PY) -m app
@@ -28,6 +28,11 @@ typecheck: $(VENV)/.installed-dev
 
 pytest: $(VENV)/.installed-dev
 	$(PY) -m pytest
+
+# The Dockerfile built with podman, run and checked from outside, then removed (deploy/image-test.sh;
+# root, podman, runc and debootstrap: .ci/run installs them). Not part of `make test`: it needs root.
+image-test: $(VENV)/.installed-dev
+	PYTHON=$(PY) deploy/image-test.sh
 
 bench: $(VENV)/.installed-dev
 	$(PY) bench/bench_training.py
