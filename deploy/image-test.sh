@@ -7,13 +7,14 @@
 #   - torch from the CPU wheel already on the machine (found with `pip download`), mounted into
 #     the build and passed as TORCH_FIND_LINKS; the rest from PyPI through the host's CA bundle;
 #   - podman with runc (crun fails here setting RLIMIT_NPROC) and the host's network.
-# Then it runs the container on a loopback port, waits for /readyz, plays a run over the
-# websocket (deploy/smoke.py), checks that every process in it runs as a non-root user and that
-# the image's HEALTHCHECK passes, and reports the build time and the image size.
+# Then it runs the container on a loopback port, hardened as compose.yaml runs it (read-only,
+# no capabilities), waits for /readyz, plays a run over the websocket (deploy/smoke.py), again
+# through deploy/Caddyfile run by Debian's caddy, checks that every process in it runs as a
+# non-root user and that the image's HEALTHCHECK passes, and reports build time and image size.
 #
 # Everything lives in one temporary folder, podman's image store included (--root), and is
 # removed on exit, failure or not: nothing is cached between runs, nothing touches the host's
-# own podman images. Needs root (debootstrap, rootful podman), podman, runc and debootstrap.
+# own podman images. Needs root (debootstrap, rootful podman), podman, runc, debootstrap, caddy.
 #
 # Environment: PYTHON (the client's Python, with `websockets`; default .venv/bin/python),
 # DEBIAN_MIRROR (default http://deb.debian.org/debian), TORCH_VERSION (2.13.0),
@@ -34,8 +35,8 @@ say() { printf 'image-test: %s\n' "$*"; }
 fail() { say "FAILED: $*" >&2; exit 1; }
 
 [ "$(id -u)" = 0 ] || fail "needs root (debootstrap and rootful podman)"
-for tool in podman runc debootstrap; do
-    command -v "$tool" >/dev/null || fail "$tool is missing (apt-get install podman runc debootstrap)"
+for tool in podman runc debootstrap caddy; do
+    command -v "$tool" >/dev/null || fail "$tool is missing (apt-get install podman runc debootstrap caddy)"
 done
 "$PYTHON" -c "import websockets" 2>/dev/null || fail "$PYTHON has no websockets (make install-dev)"
 
@@ -45,9 +46,11 @@ store="$work/storage"
 # never listed, reused or removed.
 pm() { podman --root "$store/root" --runroot "$store/run" --runtime runc "$@"; }
 
+caddy_pid=""
 cleanup() {
     local status=$?
     set +e
+    [ -n "$caddy_pid" ] && kill "$caddy_pid" 2>/dev/null && wait "$caddy_pid" 2>/dev/null
     if [ "$status" != 0 ] && pm container exists "$CONTAINER" 2>/dev/null; then
         say "the container's last log lines:"
         pm logs --tail 40 "$CONTAINER" 2>&1 | sed 's/^/    /'
@@ -111,12 +114,26 @@ say "build: $build_s s; image $((size / 1000000)) MB (of which the base $((base_
 port=$("$PYTHON" -c "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
 pm run --detach --name "$CONTAINER" --network host \
     --env SHIFTSCOPE_HOST=127.0.0.1 --env SHIFTSCOPE_PORT="$port" \
+    --read-only --tmpfs /tmp --cap-drop ALL --security-opt no-new-privileges \
     --ulimit nofile=4096:4096 --ulimit nproc=4096:4096 --memory 2g --pids-limit 512 "$IMAGE_TAG" \
     >/dev/null 2>"$work/run.log" || { cat "$work/run.log" >&2; fail "podman run"; }
 # (podman logs that it cannot schedule the healthcheck without systemd: step 6 runs it itself.)
 "$PYTHON" deploy/smoke.py "http://127.0.0.1:$port" || fail "smoke test"
 
-# 5. Nobody in the container is root: the server, its fork server and its workers.
+# 5. The same through deploy/Caddyfile (Debian's caddy on loopback): the websocket upgrade, the
+#    Host header that the app's Origin check compares, the affinity cookie.
+proxy_port=$("$PYTHON" -c "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
+admin_port=$("$PYTHON" -c "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
+SHIFTSCOPE_UPSTREAM=127.0.0.1 SHIFTSCOPE_UPSTREAM_PORT="$port" SHIFTSCOPE_PROXY_PORT="$proxy_port" \
+    CADDY_ADMIN="localhost:$admin_port" XDG_CONFIG_HOME="$work/caddy" XDG_DATA_HOME="$work/caddy" \
+    caddy run --adapter caddyfile --config deploy/Caddyfile >"$work/caddy.log" 2>&1 &
+caddy_pid=$!
+"$PYTHON" deploy/smoke.py "http://127.0.0.1:$proxy_port" --ready-timeout 30 \
+    || { tail -20 "$work/caddy.log" >&2; fail "smoke test through Caddy"; }
+kill "$caddy_pid" && wait "$caddy_pid" 2>/dev/null || true
+caddy_pid=""
+
+# 6. Nobody in the container is root: the server, its fork server and its workers.
 uids=$(pm exec "$CONTAINER" /opt/venv/bin/python -c \
     "import os; print(' '.join(sorted({str(os.stat(f'/proc/{p}').st_uid) for p in os.listdir('/proc') if p.isdigit()})))")
 processes=$(pm exec "$CONTAINER" /opt/venv/bin/python -c \
@@ -126,7 +143,7 @@ case " $uids " in
 esac
 say "processes in the container: $processes, uids: $uids"
 
-# 6. The image's own HEALTHCHECK, run by podman.
+# 7. The image's own HEALTHCHECK, run by podman.
 pm healthcheck run "$CONTAINER" >/dev/null || fail "the HEALTHCHECK did not pass"
 say "HEALTHCHECK: healthy"
 say "passed: build $build_s s, image $((size / 1000000)) MB"
