@@ -173,6 +173,10 @@ class RoomRelay:
             "replica": self.replica,
             "connected": self.connected,
             "mirrors": len(self._mirrors),
+            "mirrored": {
+                code: {"viewers": len(m.room.viewers), "seq": m.room.seq, "syncing": m.syncing}
+                for code, m in self._mirrors.items()
+            },
             "reconnects": self.reconnects,
             "resyncs": self.resyncs,
         }
@@ -287,21 +291,12 @@ class RoomRelay:
 
     async def mirror(self, code: str) -> Room:
         """The mirror of room `code`, owned by another replica, synchronised; raises RoomError
-        `no_room` when no replica has it."""
+        `no_room` when no replica has it. Joiners who come at once share one mirror: it is
+        registered before the first await."""
         mirror = self._mirrors.get(code)
         if mirror is None:
             if self.redis is None or not self.connected:
-                raise RoomError(
-                    "no_room", f"there is no room {code!r} here, and the room service is unreachable"
-                )
-            owner = await self.redis.hget(_keys(code)[0], "owner")
-            for _ in range(REGISTER_WAITS):  # a room opened a moment ago may not be written yet
-                if owner is not None:
-                    break
-                await asyncio.sleep(REGISTER_WAIT_S)
-                owner = await self.redis.hget(_keys(code)[0], "owner")
-            if owner is None or owner == self.replica:
-                raise RoomError("no_room", f"there is no room {code!r}: check the code")
+                raise RoomError("no_room", f"room {code!r} is not here and the room service is unreachable")
             mirror = Mirror(Room(code, b"", "", RoomHistory(self.rooms.history_frames), mirror=True))
             self._mirrors[code] = mirror
             self.rooms.add_mirror(mirror.room)
@@ -313,9 +308,10 @@ class RoomRelay:
 
     def release(self, room: Room) -> None:
         """The last local viewer of a mirrored room left: unsubscribe."""
-        mirror = self._mirrors.pop(room.code, None)
-        if mirror is None:
+        mirror = self._mirrors.get(room.code)
+        if mirror is None or mirror.room is not room:
             return
+        del self._mirrors[room.code]
         self.rooms.drop_mirror(room)
         channel = _keys(room.code)[4]
         self._subscribed.pop(channel, None)
@@ -340,6 +336,9 @@ class RoomRelay:
         writes it again within a heartbeat."""
         code = mirror.room.code
         mirror.syncing, mirror.buffer = True, []
+        if first and not await self._owned_elsewhere(code):
+            self._end_mirror(mirror, f"there is no room {code!r}: check the code")
+            return
         deadline = time.monotonic() + self.ttl_s + 1.0
         while True:
             try:
@@ -360,6 +359,21 @@ class RoomRelay:
         self._apply_snapshot(mirror, snapshot)
         if not first:
             self.resyncs += 1
+
+    async def _owned_elsewhere(self, code: str) -> bool:
+        """Whether another replica owns room `code`, looked up a few times: the owner writes a new
+        room on its publish task, a moment after the teacher is told the code."""
+        assert self.redis is not None
+        for attempt in range(REGISTER_WAITS + 1):
+            try:
+                owner = await self.redis.hget(_keys(code)[0], "owner")
+            except (TimeoutError, RedisError, OSError):
+                return False
+            if owner is not None:
+                return bool(owner != self.replica)
+            if attempt < REGISTER_WAITS:
+                await asyncio.sleep(REGISTER_WAIT_S)
+        return False
 
     async def _snapshot(self, code: str) -> dict[str, Any] | None:
         assert self.redis is not None

@@ -3,6 +3,7 @@
     .venv/bin/python bench/fanout.py                      # V = 10, 30, 100, 300, 20 s each: ~3 min
     .venv/bin/python bench/fanout.py --quick --json       # a seconds-long smoke run, as JSON
     .venv/bin/python bench/fanout.py --viewers 10,30 --seconds 10
+    .venv/bin/python bench/fanout.py --replicas 2 --viewers 200   # rooms across replicas (Redis)
 
 Method
 ------
@@ -38,6 +39,12 @@ viewer that reads slower than the run writes is not held to the newest frame at 
 socket buffers between them hold seconds of frames before the server's send waits and its
 outbox starts replacing them, so that viewer's latency grows by the second.
 
+**Replicas** (`--replicas R`, R > 1): a fresh Debian `redis-server` on a loopback port (no
+persistence) and R servers sharing it (SHIFTSCOPE_REDIS_URL, app/relay.py). The teacher is on
+replica 1; viewer i joins on replica i mod R, so most viewers follow the room through Redis and
+their replica's mirror. CPU and RSS are per replica (and Redis's CPU), and latency is also given
+for the viewers on other replicas than the teacher's alone ("cross-replica").
+
 Nothing here asserts; the targets (100 viewers at 30 frames/s: server CPU under 15% of a core,
 p95 latency under 100 ms, every viewer at >= 27 frames/s) are printed beside the table.
 """
@@ -48,8 +55,13 @@ import argparse
 import asyncio
 import contextlib
 import json
+import shutil
+import socket
 import statistics
+import subprocess
+import tempfile
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -150,7 +162,8 @@ async def live_frames(members: list[Member], timeout: float) -> None:
         waiting.cancel()
         for reader in done & readers:
             reader.result()  # raises what ended it
-        raise RuntimeError(f"not every room member had a live frame within {timeout:g} s")
+        late = [(i, m.room, m.history, m.ended) for i, m in enumerate(members) if not m.live.is_set()]
+        raise RuntimeError(f"not every room member had a live frame within {timeout:g} s: {late[:5]}")
 
 
 async def start_readers(members: list[Member], message: dict[str, Any]) -> None:
@@ -171,43 +184,57 @@ async def open_room(server: Server) -> Member:
     return teacher
 
 
-async def wait_for_viewers(server: Server, n: int) -> None:
+async def wait_for_viewers(servers: list[Server], n: int) -> None:
     deadline = time.monotonic() + 60
-    while (await server.stats())["room_viewers"] != n:
+    while sum([(await server.stats())["room_viewers"] for server in servers]) != n:
         if time.monotonic() > deadline:
             raise RuntimeError(f"the server did not count {n} room viewers within 60 s")
         await asyncio.sleep(0.2)
 
 
-async def measure(server: Server, teacher: Member, code: str, n: int, seconds: float) -> dict[str, Any]:
-    """One class of `n` viewers: join, warm up, one window, leave."""
+async def measure(
+    servers: list[Server], teacher: Member, code: str, n: int, seconds: float, redis_pid: int | None = None
+) -> dict[str, Any]:
+    """One class of `n` viewers, spread over the replicas: join, warm up, one window, leave."""
+    server = servers[0]  # the teacher's: the run trains there
     stats = await server.stats()
     server_pid, worker_pids = stats["server_pid"], stats["worker_pids"]
+    replica_pids = [server_pid] + [(await other.stats())["server_pid"] for other in servers[1:]]
     rss_before = rss_mib(server_pid)
     joining = time.perf_counter()
     server_before = cpu_seconds(server_pid)
-    viewers = [Member(ws) for ws in await open_sessions(server.ws, n)]
+    shares = [len(range(i, n, len(servers))) for i in range(len(servers))]
+    opened = [await open_sessions(other.ws, share) for other, share in zip(servers, shares, strict=True)]
+    # viewer i on replica i mod R
+    viewers = [Member(opened[i % len(servers)][i // len(servers)]) for i in range(n)]
     await start_readers(viewers, {"type": "join", "code": code})
-    await live_frames(viewers, 120)
+    try:
+        await live_frames(viewers, 120)
+    except RuntimeError:
+        for other in servers:
+            print(await other.stats())
+        raise
     join_s = time.perf_counter() - joining
     join_cpu = cpu_seconds(server_pid) - server_before
     assert all(v.room is not None and v.room["role"] == "viewer" for v in viewers)
-    await wait_for_viewers(server, n)
+    await wait_for_viewers(servers, n)
     await asyncio.sleep(1.0)  # warm-up: the join's announcements drain, sends settle
 
     stats = await server.stats()
-    dropped_before = stats["frames_dropped"]
-    cpu_before = {pid: cpu_seconds(pid) for pid in (server_pid, *worker_pids)}
+    dropped_before = sum([(await other.stats())["frames_dropped"] for other in servers])
+    watched = (*replica_pids, *worker_pids, *([redis_pid] if redis_pid else []))
+    cpu_before = {pid: cpu_seconds(pid) for pid in watched}
     client_before = time.process_time()
     ticks_before = cpu_ticks()
     begin = time.time()
     await asyncio.sleep(seconds)
     end = time.time()
     ticks = [b - a for a, b in zip(ticks_before, cpu_ticks(), strict=True)]
-    cpu_after = {pid: cpu_seconds(pid) for pid in (server_pid, *worker_pids)}
+    cpu_after = {pid: cpu_seconds(pid) for pid in watched}
     client_cpu = time.process_time() - client_before
     rss = rss_mib(server_pid)
-    stats = await server.stats()
+    replica_rss = [rss_mib(pid) for pid in replica_pids]
+    dropped_after = sum([(await other.stats())["frames_dropped"] for other in servers])
     wall = end - begin
 
     if teacher.ended is not None:
@@ -215,6 +242,9 @@ async def measure(server: Server, teacher: Member, code: str, n: int, seconds: f
     windows = [v.window(begin, end) for v in viewers]
     fps = [len(w) / wall for w in windows]
     latencies = [(received - t) * 1000 for w in windows for received, t, _ in w]
+    elsewhere = [
+        (received - t) * 1000 for i, w in enumerate(windows) if i % len(servers) for received, t, _ in w
+    ]
     # Each viewer's steps must only ever grow: a repeat or a step back is a fan-out bug.
     out_of_order = sum(
         1 for v in viewers for a, b in zip(v.frames, v.frames[1:], strict=False) if b[2] <= a[2]
@@ -224,17 +254,20 @@ async def measure(server: Server, teacher: Member, code: str, n: int, seconds: f
         assert viewer.reader is not None
         with contextlib.suppress(ConnectionClosed, asyncio.TimeoutError):
             await asyncio.wait_for(viewer.reader, 10)
-    await wait_for_viewers(server, 0)
+    await wait_for_viewers(servers, 0)
 
     def pct(before: float, after: float) -> float:
         return round(100 * (after - before) / wall, 1)
 
     server_pct = pct(cpu_before[server_pid], cpu_after[server_pid])
+    replicas_pct = [pct(cpu_before[pid], cpu_after[pid]) for pid in replica_pids]
+    redis_pct = pct(cpu_before[redis_pid], cpu_after[redis_pid]) if redis_pid else None
     worker_pct = sum(pct(cpu_before[pid], cpu_after[pid]) for pid in worker_pids)
     client_pct = round(100 * client_cpu / wall, 1)
     # Everything the machine ran in the window but idle and iowait; what is not ours is the
     # other processes' (on a shared box, the CPU our three processes could not have).
     busy_pct = 100 * (sum(ticks) - ticks[3] - ticks[4]) / CLK_TCK / wall
+    ours = sum(replicas_pct) + worker_pct + client_pct + (redis_pct or 0.0)
 
     return {
         "viewers": n,
@@ -253,18 +286,24 @@ async def measure(server: Server, teacher: Member, code: str, n: int, seconds: f
         },
         "frames_per_viewer": [len(w) for w in windows],
         "frames_out_of_order": out_of_order,
-        "frames_dropped": stats["frames_dropped"] - dropped_before,
+        "frames_dropped": dropped_after - dropped_before,
         "latency_ms": {
             "p50": round(percentile(latencies, 0.50), 2),
             "p95": round(percentile(latencies, 0.95), 2),
             "max": round(max(latencies), 2),
             "samples": len(latencies),
+            "cross_replica_p95": round(percentile(elsewhere, 0.95), 2) if elsewhere else None,
         },
+        "replicas": [
+            {"viewers": share, "cpu_pct": cpu, "rss_mib": round(mib, 1)}
+            for share, cpu, mib in zip(shares, replicas_pct, replica_rss, strict=True)
+        ],
         "cpu_pct": {
             "server": server_pct,
             "workers": worker_pct,
             "bench_client": client_pct,
-            "others": round(max(0.0, busy_pct - server_pct - worker_pct - client_pct), 1),
+            "redis": redis_pct,
+            "others": round(max(0.0, busy_pct - ours), 1),
             "steal": round(100 * ticks[STEAL] / CLK_TCK / wall, 1),
         },
         "server_rss_mib": round(rss, 1),
@@ -285,16 +324,26 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         "SHIFTSCOPE_ROOM_JOIN_FAILURE_BURST": lifted,
     }
     load_average = loadavg()
-    async with running_server(1, 1, connections, settings) as server:
-        teacher = await open_room(server)
+    async with contextlib.AsyncExitStack() as stack:
+        redis_pid = None
+        if args.replicas > 1:
+            url, redis_pid = await stack.enter_async_context(redis_server())
+            settings["SHIFTSCOPE_REDIS_URL"] = url
+        servers = [
+            await stack.enter_async_context(running_server(1, 1, connections, settings))
+            for _ in range(args.replicas)
+        ]
+        teacher = await open_room(servers[0])
         assert teacher.room is not None
-        rows = [await measure(server, teacher, teacher.room["code"], n, args.seconds) for n in args.viewers]
+        code = teacher.room["code"]
+        rows = [await measure(servers, teacher, code, n, args.seconds, redis_pid) for n in args.viewers]
         with contextlib.suppress(ConnectionClosed):
             await teacher.ws.send('{"type":"stop"}')
         await teacher.ws.close()
     report = {
         "config": {
             "cores": CORES,
+            "replicas": args.replicas,
             "viewers": args.viewers,
             "seconds": args.seconds,
             "quick": args.quick,
@@ -332,6 +381,36 @@ def targets(rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+@contextlib.asynccontextmanager
+async def redis_server() -> AsyncIterator[tuple[str, int]]:
+    """Debian's redis-server on a free loopback port, no persistence: (its URL, its pid)."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise SystemExit("--replicas needs redis-server (Debian's redis-server package)")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with tempfile.TemporaryDirectory() as directory:
+        command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        process = subprocess.Popen(command, cwd=directory, stdout=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                with contextlib.suppress(OSError):
+                    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                    writer.write(b"PING\r\n")
+                    if (await reader.readline()).startswith(b"+PONG"):
+                        writer.close()
+                        break
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError("redis-server did not start")
+                await asyncio.sleep(0.1)
+            yield f"redis://127.0.0.1:{port}/0", process.pid
+        finally:
+            process.kill()
+            process.wait(timeout=10)
+
+
 # ----------------------------------------------------------------------------- output
 
 
@@ -340,12 +419,14 @@ def table(report: dict[str, Any]) -> str:
     run = config["run"]
     columns = [
         ("viewers", lambda r: r["viewers"]),
-        ("server CPU %", lambda r: r["cpu_pct"]["server"]),
+        ("server CPU %", lambda r: " / ".join(f"{x['cpu_pct']:g}" for x in r["replicas"])),
         ("worker CPU %", lambda r: r["cpu_pct"]["workers"]),
         ("run fps", lambda r: r["run_fps"]),
         ("fps p5 / median", lambda r: f"{r['fps']['p5']:g} / {r['fps']['median']:g}"),
         ("fps min", lambda r: r["fps"]["min"]),
         ("latency p50 / p95 ms", lambda r: f"{r['latency_ms']['p50']:g} / {r['latency_ms']['p95']:g}"),
+        ("cross-replica p95 ms", lambda r: r["latency_ms"]["cross_replica_p95"] or "-"),
+        ("redis CPU %", lambda r: r["cpu_pct"]["redis"] if r["cpu_pct"]["redis"] is not None else "-"),
         (
             "server RSS MiB (before join)",
             lambda r: f"{r['server_rss_mib']:g} ({r['server_rss_before_join_mib']:g})",
@@ -396,6 +477,7 @@ def main(argv: list[str] | None = None) -> None:
         help="class sizes, comma-separated (each a fresh class and window)",
     )
     parser.add_argument("--seconds", type=float, default=20.0, help="each window")
+    parser.add_argument("--replicas", type=int, default=1, help="servers sharing the room through Redis")
     parser.add_argument("--quick", action="store_true", help="a seconds-long smoke run: 3 and 10 viewers")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     args = parser.parse_args(argv)
