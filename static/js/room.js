@@ -57,6 +57,9 @@ export class RoomClient {
     socket.on("room_state", (message) => this.follow(message.state));
     socket.on("room_waiting", (message) => this.status(`The teacher's connection dropped; waiting up to ${Math.round(message.grace_s)} s for them…`));
     socket.on("room_ended", (message) => this.ended(message.reason));
+    // Rooms across replicas: this server lost its link to the room's server for a moment; the
+    // room's run comes again as a `history` once it is back (docs/protocol.md).
+    socket.on("room_reconnecting", () => this.status("Reconnecting to the room…"));
     socket.on("room_left", () => this.left());
     socket.on("error", (message) => this.error(message));
     elements.share?.addEventListener("click", () => this.share());
