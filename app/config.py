@@ -103,6 +103,9 @@ class Settings(BaseSettings):
     # allowance refills at this rate (27^6 codes: guessing one of 20 rooms takes ~10^7 tries).
     room_join_failure_burst: int = Field(default=10, ge=1)
     room_join_failures_per_minute: float = Field(default=10.0, gt=0)
+    # A recording a teacher opens in a room (POST /api/rooms/{code}/recording, app/room_recordings.py):
+    # held in memory with the room, one per room, gone when it ends; larger bodies get 413; 0 = off.
+    room_recording_max_bytes: int = Field(default=24 * 2**20, ge=0)
     # Rooms across replicas (app/relay.py): unset, rooms live in this process. Set (e.g.
     # redis://redis:6379/0), every replica behind the proxy shares its rooms through Redis: a
     # viewer may join on any replica; a teacher must reach the replica that owns their room

@@ -30,6 +30,7 @@ from app.lessons import LESSONS
 from app.monitor import LoopLagMonitor
 from app.presets import DEFAULT_PRESET, PRESETS
 from app.relay import RoomRelay
+from app.room_recordings import receive_recording, send_recording
 from app.rooms import Rooms, normalise_code
 from app.runner import Outbox, encode
 from app.schemas import ProtocolError, config_schema, parse_client_message, parse_twin_configs
@@ -192,6 +193,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def upload_dataset(request: Request) -> Response:
         """Your own CSV into this page's session (app/uploads.py; docs/protocol.md, "Your own data")."""
         return await receive_upload(request, app.state.sessions, settings, app.state.upload_parsers)
+
+    @app.post("/api/rooms/{code}/recording")
+    async def room_recording_in(request: Request, code: str) -> Response:
+        """A recording the room's teacher opened, for every viewer (app/room_recordings.py)."""
+        return await receive_recording(request, code, app.state.rooms, settings)
+
+    @app.get("/api/rooms/{code}/recording")
+    async def room_recording_out(request: Request, code: str) -> Response:
+        return send_recording(request, code, app.state.sessions)
 
     @app.get("/api/config-schema")
     async def get_config_schema() -> dict[str, Any]:

@@ -138,6 +138,9 @@ class Room:
     mirror: bool = False
     seq: int = 0
     remote_viewers: int = 0  # viewers on other replicas
+    # A recording the teacher opened (app/room_recordings.RoomRecording): served to viewers over
+    # HTTP, held in this process's memory, dropped when the room closes.
+    recording: Any = None
 
     def publish(self, text: str, slot: str | None, keep: bool, kind: str | None = None) -> None:
         """A message of the teacher's run (any thread): recorded, then handed to every viewer."""
@@ -363,6 +366,7 @@ class Rooms:
             room.run.stop()  # the teacher never came back for it
         with room.lock:
             room.viewers.clear()
+        room.recording = None
 
     def expire(self) -> None:
         """End rooms whose teacher stayed away past the grace period, or that sat idle too long."""

@@ -226,6 +226,8 @@ class Session:
             experiment = self._watching.experiment
             if experiment is not None and experiment.live:
                 self.outbox.put(experiment.announcement())
+            if self._watching.recording is not None:  # opened in the room: app/room_recordings.py
+                self.outbox.put(self._watching.recording.notice())
         elif isinstance(message, LeaveMessage):
             if self._joining is not None and not self._joining.done():
                 self._cancel_join()

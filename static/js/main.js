@@ -32,6 +32,7 @@ import { Recorder } from "./recorder.js";
 import { installImageButtons } from "./snapshot.js";
 import { Timeline } from "./timeline.js";
 import { parseRecording, readRecordingFile, recordingName, recordingText } from "./recording.js";
+import { RoomRecording } from "./roomrecording.js";
 import { Lessons } from "./lessons.js";
 import { applyHiding, hiddenByLink } from "./hiding.js";
 import { presentation } from "./charts/theme.js";
@@ -97,19 +98,25 @@ byId("btn-save-recording").addEventListener("click", () => {
   download(recordingName(timeline.started, timeline.frames), recordingText(timeline.started, timeline.frames), "application/json");
 });
 
-/** Show a saved recording: the live run (if any) stops, the charts replay the file's frames. */
+/** Show a recording: the live run (if any) stops, the charts replay the file's frames. */
+function showRecording({ started, frames }) {
+  actions.reset();
+  showRun(started);
+  for (const frame of frames) {
+    timeline.add(frame);
+    recorder.add(frame); // its statistics download as CSV and JSON too
+  }
+  refreshRecordButtons();
+  timeline.seek(timeline.frames.length - 1); // a recording is replayed, never live
+  stats.recordingsOpened += 1;
+}
+
+/** Open a saved recording file here (and, in a room the page leads, on every viewer's page). */
 async function openRecording(file) {
   try {
-    const { started, frames } = parseRecording(await readRecordingFile(file));
-    actions.reset();
-    showRun(started);
-    for (const frame of frames) {
-      timeline.add(frame);
-      recorder.add(frame); // its statistics download as CSV and JSON too
-    }
-    refreshRecordButtons();
-    timeline.seek(timeline.frames.length - 1); // a recording is replayed, never live
-    stats.recordingsOpened += 1;
+    const text = await readRecordingFile(file);
+    showRecording(parseRecording(text));
+    sharedRecording.opened(text);
     alerts.dismiss("error");
   } catch (error) {
     alerts.show("error", `Could not open ${file.name}:`, error.message);
@@ -571,8 +578,9 @@ const room = new RoomClient({
     onFork: () => actions.play(), // the form holds the room's config: train it as your own run
   },
   // The teacher's presentation mode travels with their page state; a following viewer takes it.
-  extraState: () => ({ present: presentation.on, lesson: lessons.state }),
+  extraState: () => ({ present: presentation.on, lesson: lessons.state, timeline: sharedRecording.state(timeline) }),
   applyExtra: (state) => {
+    if ("timeline" in state) sharedRecording.follow(state.timeline);
     if (typeof state.present === "boolean") setPresentation(state.present);
     if ("lesson" in state) lessons.apply(state.lesson);
   },
@@ -585,6 +593,11 @@ const room = new RoomClient({
     byId("lesson-box").inert = viewing; // the teacher moves the lesson on
     refreshButtons();
   },
+});
+
+// A recording opened in the room replays on every viewer's page, at the teacher's timeline step.
+const sharedRecording = new RoomRecording({
+  socket, room, parse: parseRecording, show: showRecording, seek: (step) => timeline.showStep(step),
 });
 
 // --- a class experiment: every student trains one value, the projector shows the class ---------------

@@ -78,6 +78,16 @@ export class Timeline {
 
   first() { this.seek(0); }
 
+  /** Show the recorded frame of `step` (the last one at or before it), or live for null: another
+   *  page's timeline (a room's teacher's) followed here. Nothing moves when it already shows. */
+  showStep(step) {
+    if (step === null || step === undefined) return this.toLive();
+    let at = -1;
+    for (let i = 0; i < this.frames.length && this.frames[i].step <= step; i++) at = i;
+    if (at < 0 || (this.replaying && this.frames[this.index].step === this.frames[at].step)) return;
+    this.seek(at);
+  }
+
   toLive() {
     this.stopPlayback();
     if (!this.replaying) return;

@@ -1,0 +1,126 @@
+"""A recording opened in a room, for every viewer: `POST/GET /api/rooms/{code}/recording`.
+
+A saved recording (static/js/recording.js, format "shiftscope-recording") runs to ~18 MB, far past
+a websocket message (`max_message_bytes`), so the teacher's page posts the file over HTTP with the
+room's control key. The room holds it in memory (one per room, the newest replacing the last) and
+drops it when it ends; viewers are told by a `room_recording` message (late joiners after their
+history) and fetch it with their connection's session token, which only a connection watching or
+leading that room may use. Where the recording is and which step it shows travels in the
+teacher's page state, as the rest of the page does.
+
+    POST /api/rooms/K7P3QX/recording   X-Room-Key: <key>         <the recording's JSON>
+    GET  /api/rooms/K7P3QX/recording   X-Upload-Token: <hello.upload.token>
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from fastapi import Request
+from fastapi.responses import JSONResponse, Response
+
+from app.config import Settings
+from app.rooms import Room, RoomError, Rooms, normalise_code
+from app.security import origin_allowed
+from app.session import Session
+from app.uploads import TOKEN_HEADER, session_of  # the session's token, told to its websocket alone
+
+__all__ = ["KEY_HEADER", "RoomRecording", "recording_notice", "receive_recording", "send_recording"]
+
+KEY_HEADER = "x-room-key"
+FORMAT = "shiftscope-recording"
+
+
+@dataclass(frozen=True)
+class RoomRecording:
+    """A recording file a room's teacher opened: its bytes as posted, and a fresh id per post."""
+
+    id: str
+    body: bytes
+    frames: int
+
+    def notice(self) -> dict[str, Any]:
+        return {"type": "room_recording", "id": self.id, "bytes": len(self.body), "frames": self.frames}
+
+
+def recording_notice(room: Room | None) -> dict[str, Any] | None:
+    """The `room_recording` message of the room's recording, for a viewer who joins (or None)."""
+    recording = getattr(room, "recording", None)
+    return recording.notice() if recording is not None else None
+
+
+def _frame_count(body: bytes) -> int:
+    """Frames in a recording's text; ValueError naming what makes it no recording."""
+    try:
+        record = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise ValueError("the body is not JSON: not a ShiftScope recording") from None
+    if not isinstance(record, dict) or record.get("format") != FORMAT:
+        raise ValueError(f"the body is not a ShiftScope recording (format {FORMAT!r})")
+    started, frames = record.get("started"), record.get("frames")
+    if not isinstance(started, dict) or started.get("type") != "started":
+        raise ValueError("the recording has no run (its 'started' is missing)")
+    if not isinstance(frames, list) or not frames:
+        raise ValueError("the recording has no frames")
+    return len(frames)
+
+
+def _refusal(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"type": "error", "code": code, "message": message}, status_code=status)
+
+
+async def receive_recording(request: Request, code: str, rooms: Rooms | None, settings: Settings) -> Response:
+    """The teacher's recording into room `code` (needs its control key), announced to viewers."""
+    limit = settings.room_recording_max_bytes
+    if rooms is None or limit <= 0:
+        return _refusal(404, "no_rooms", "this server does not share recordings in rooms")
+    headers = request.headers
+    if not origin_allowed(headers.get("origin"), headers.get("host"), settings.allowed_origins):
+        return _refusal(403, "origin", "recordings are taken from this server's own page only")
+    client = request.client.host if request.client else "unknown"
+    try:
+        room = rooms.check_key(code, headers.get(KEY_HEADER, ""), client)
+    except RoomError as refusal:
+        return _refusal(429 if refusal.code == "join_limited" else 403, refusal.code, refusal.message)
+    too_large = f"the recording is larger than {limit:,} bytes (SHIFTSCOPE_ROOM_RECORDING_MAX_BYTES)"
+    declared = headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return _refusal(413, "too_large", too_large)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:  # never buffered past the limit
+            return _refusal(413, "too_large", too_large)
+    try:
+        frames = await asyncio.to_thread(_frame_count, bytes(body))  # ~18 MB of JSON: off the loop
+    except ValueError as refusal:
+        return _refusal(422, "invalid_recording", str(refusal))
+    if not rooms.is_open(room):  # ended while the body came
+        return _refusal(404, "no_room", "the room has ended")
+    recording = RoomRecording(secrets.token_urlsafe(12), bytes(body), frames)
+    room.recording = recording
+    room.say(recording.notice())
+    return JSONResponse({"id": recording.id, "bytes": len(recording.body), "frames": frames})
+
+
+def send_recording(request: Request, code: str, sessions: Iterable[Session]) -> Response:
+    """Room `code`'s recording, to a connection that watches or leads the room."""
+    session = session_of(sessions, request.headers.get(TOKEN_HEADER))
+    room = (session.watching or session.leading) if session is not None else None
+    if room is None or room.code != normalise_code(code):
+        return _refusal(
+            403, "not_in_room", "only a page watching or leading the room may fetch its recording"
+        )
+    recording = getattr(room, "recording", None)
+    if recording is None:
+        return _refusal(404, "no_recording", "the room has no recording open")
+    return Response(
+        recording.body,
+        media_type="application/json",
+        headers={"Cache-Control": "no-store", "X-Recording-Id": recording.id},
+    )
