@@ -8,6 +8,7 @@ tests/test_browser.py turns these into fixtures. Never downloads a browser: Play
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, NoReturn
 from urllib.parse import urlencode
 
 import pytest
@@ -34,6 +36,32 @@ CHROMIUM_ARGS = [
 ]
 SERVER_START_TIMEOUT_S = 30
 VIEWPORT = {"width": 1280, "height": 720}  # a projector
+
+
+def missing_program(reason: str) -> NoReturn:
+    """A test's program is not installed: skipped here, failed under CI (which installs it)."""
+    if os.environ.get("CI"):
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+def program(name: str, package: str) -> str:
+    """The path of a program the tests run (Debian's `package`), or skipped/failed as above."""
+    path = shutil.which(name)
+    if path is None:
+        missing_program(f"{name} is missing: install Debian's {package} package to run this test")
+    return path
+
+
+def stop_process(process: subprocess.Popen[Any]) -> None:
+    """Terminate a server the tests started, killing it if it does not end within 10 s."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
 
 
 def free_port() -> int:
@@ -73,22 +101,14 @@ def serve_app(port: int | None = None, env: dict[str, str] | None = None) -> Ite
                 time.sleep(0.1)
             yield url
         finally:
-            server.terminate()
-            try:
-                server.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait(timeout=10)
+            stop_process(server)
 
 
 @contextmanager
 def launch_chromium() -> Iterator[object]:
     """Headless Debian Chromium driven by Playwright; skipped (failed on CI) when it is missing."""
     if not CHROMIUM.exists():
-        reason = f"{CHROMIUM} is missing: install Debian's chromium package to run the browser tests"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
+        missing_program(f"{CHROMIUM} is missing: install Debian's chromium package to run the browser tests")
     sync_api = pytest.importorskip("playwright.sync_api")
     playwright = sync_api.sync_playwright().start()
     browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)

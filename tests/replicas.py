@@ -4,7 +4,6 @@ replicas as `python -m app` processes (as in production) sharing it."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -17,21 +16,14 @@ from typing import IO
 
 import pytest
 
-from tests.browser_fixtures import free_port
+from tests.browser_fixtures import free_port, program, stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT_S = 30
 
 
 def redis_binary() -> str:
-    """redis-server's path; skipped without it (failed under CI, which installs it)."""
-    path = shutil.which("redis-server")
-    if path is None:
-        reason = "redis-server is missing: install Debian's redis-server package to run the scale-out tests"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return path
+    return program("redis-server", "redis-server")
 
 
 @dataclass
@@ -132,10 +124,4 @@ def replica(settings: dict[str, str]) -> Iterator[Replica]:
                 time.sleep(0.1)
             yield server
         finally:
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait(timeout=10)
+            stop_process(process)

@@ -11,8 +11,6 @@ import hmac
 import json
 import os
 import re
-import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -27,6 +25,8 @@ import pytest
 import yaml
 from websockets.sync.client import connect
 from websockets.sync.server import ServerConnection, serve
+
+from tests.browser_fixtures import free_port, program
 
 ROOT = Path(__file__).resolve().parents[1]
 K8S = ROOT / "deploy" / "k8s"
@@ -220,19 +220,7 @@ def test_dockerfile_defaults_to_the_slim_base_and_cpu_torch_and_runs_unprivilege
 
 
 def caddy_binary() -> str:
-    caddy = shutil.which("caddy")
-    if caddy is None:
-        message = "caddy is not installed (apt-get install caddy)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return caddy
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    return program("caddy", "caddy")
 
 
 def test_caddyfile_adapts_to_dynamic_replicas_with_cookie_affinity() -> None:
