@@ -14,6 +14,8 @@ refreshes every ttl/3, so a lost owner's rooms vanish within `room_ttl_s`:
     room:C:log       stream of the run's recent frames, ids "<seq>-0", XADD MAXLEN ~ history
     room:C:results   list of the run's sweep results
     room:C:viewers   hash: replica -> "<viewers> <unix time>"
+    room:C:recording the recording the teacher opened in the room (its `room_recording` notice in
+                     the hash), for viewers on other replicas
     channel room:C   every message, as a payload "<seq> <kind> <slot> <keep> <text>"
 
 The owner writes each message in one MULTI: the keys above, `seq`, then PUBLISH. A mirror
@@ -47,7 +49,7 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from app.rooms import Room, RoomError, RoomHistory
+from app.rooms import Room, RoomError, RoomHistory, RoomRecording
 
 if TYPE_CHECKING:
     from app.rooms import Rooms
@@ -110,6 +112,18 @@ def _keys(code: str) -> tuple[str, str, str, str, str]:
     return base, f"{base}:log", f"{base}:results", f"{base}:viewers", base  # channel = base key
 
 
+def _stored(code: str) -> tuple[str, ...]:
+    """Every key a room keeps in Redis (the channel is none)."""
+    return (*_keys(code)[:4], _recording_key(code))
+
+
+def _recording_key(code: str) -> str:
+    return f"{PREFIX}room:{code}:recording"
+
+
+RECORDING_NOTICE = '{"type":"room_recording"'  # how an encoded recording notice starts
+
+
 class RoomRelay:
     """The Redis side of this replica's rooms: publishes the rooms it owns, mirrors the rooms its
     viewers watch that other replicas own. Runs on the event loop; `published` is thread-safe."""
@@ -157,7 +171,7 @@ class RoomRelay:
                     for room in owned:
                         text = orjson.dumps({"type": "room_ended", "reason": "the teacher's server stopped"})
                         self._write(pipe, room, "say", text.decode(), None, False)
-                        pipe.delete(*_keys(room.code)[:4])
+                        pipe.delete(*_stored(room.code))
                     await asyncio.wait_for(pipe.execute(), 2.0)
             if self._pubsub is not None:
                 with contextlib.suppress(Exception):
@@ -219,7 +233,7 @@ class RoomRelay:
                     if kind == "register":
                         self._register(pipe, room)
                     elif kind == "close":
-                        pipe.delete(*_keys(room.code)[:4])
+                        pipe.delete(*_stored(room.code))
                     else:
                         self._write(pipe, room, kind, text, slot, keep)
                 try:
@@ -249,6 +263,9 @@ class RoomRelay:
         elif kind == "state":
             pipe.hset(base, "runstate", payload)
         else:  # a room message: the room's fields a joiner needs may have changed
+            if text.startswith(RECORDING_NOTICE) and room.recording is not None:
+                pipe.set(_recording_key(room.code), room.recording.body, ex=self._ttl())
+                pipe.hset(base, "recording", text)
             pipe.hset(
                 base, mapping={"state": room.state, "locked": int(room.locked), "present": int(room.present)}
             )
@@ -273,6 +290,9 @@ class RoomRelay:
             fields["started"] = Payload(seq, "started", None, False, history.started).encode()
         if history.state is not None:
             fields["runstate"] = Payload(seq, "state", None, False, history.state).encode()
+        if room.recording is not None:
+            fields["recording"] = orjson.dumps(room.recording.notice()).decode()
+            pipe.set(_recording_key(room.code), room.recording.body, ex=self._ttl())
         pipe.hset(base, mapping=fields)
         for i, text in enumerate(history.frames[-self.rooms.history_frames :], start=1):
             pipe.xadd(log_key, {"p": Payload(seq, "frame", "", False, text).encode()}, id=f"{seq}-{i}")
@@ -336,7 +356,7 @@ class RoomRelay:
         writes it again within a heartbeat."""
         code = mirror.room.code
         mirror.syncing, mirror.buffer = True, []
-        if first and not await self._owned_elsewhere(code):
+        if first and not await self.owned_elsewhere(code):
             self._end_mirror(mirror, f"there is no room {code!r}: check the code")
             return
         deadline = time.monotonic() + self.ttl_s + 1.0
@@ -360,7 +380,7 @@ class RoomRelay:
         if not first:
             self.resyncs += 1
 
-    async def _owned_elsewhere(self, code: str) -> bool:
+    async def owned_elsewhere(self, code: str) -> bool:
         """Whether another replica owns room `code`, looked up a few times: the owner writes a new
         room on its publish task, a moment after the teacher is told the code."""
         assert self.redis is not None
@@ -414,6 +434,9 @@ class RoomRelay:
         for viewer in viewers:  # a re-sync: the run again from its start, as a late joiner gets it
             viewer.put(room.summary("viewer") | {"state": orjson.loads(room.state)})
             viewer.put_text(history.message())
+        notice = meta.get("recording")
+        if notice is not None and (room.recording is None or room.recording.id != orjson.loads(notice)["id"]):
+            asyncio.create_task(self._fetch_recording(mirror, notice))
         buffered, mirror.buffer, mirror.syncing = mirror.buffer, [], False
         mirror.synced.set()
         for payload in buffered:
@@ -436,6 +459,9 @@ class RoomRelay:
             return
         message = orjson.loads(payload.text)
         kind = message.get("type")
+        if kind == "room_recording":  # viewers are told once it is here to fetch
+            asyncio.create_task(self._fetch_recording(mirror, payload.text))
+            return
         if kind == "room_state":
             room.state = orjson.dumps(message["state"]).decode()
         elif kind == "room":
@@ -443,6 +469,22 @@ class RoomRelay:
         room.say_text(payload.text)
         if kind == "room_ended":
             self._end_mirror(mirror, message.get("reason", "the room has ended"), tell=False)
+
+    async def _fetch_recording(self, mirror: Mirror, notice: str) -> None:
+        """The recording a room's teacher opened on another replica, copied here once for this
+        replica's viewers (their GET is answered here); then they are told, as on the owner."""
+        assert self.redis is not None
+        message = orjson.loads(notice)
+        try:
+            body = await self.redis.get(_recording_key(mirror.room.code))
+        except (TimeoutError, RedisError, OSError) as exc:
+            log.warning("relay: fetching room %s's recording failed (%s)", mirror.room.code, exc)
+            return
+        if body is None or mirror.ended is not None:
+            return
+        data = body.encode() if isinstance(body, str) else body
+        mirror.room.recording = RoomRecording(message["id"], data, int(message["frames"]))
+        mirror.room.say_text(notice)
 
     def _end_mirror(self, mirror: Mirror, reason: str, tell: bool = True) -> None:
         mirror.ended = reason
@@ -523,7 +565,7 @@ class RoomRelay:
             base, log_key, results, viewers, _ = _keys(room.code)
             pipe.hget(base, "owner")
             pipe.hset(viewers, self.replica, f"{len(room.viewers)} {now}")
-            for key in (base, log_key, results, viewers):
+            for key in _stored(room.code):
                 pipe.expire(key, ttl)
             pipe.hgetall(viewers)
         for mirror in mirrors:
@@ -535,8 +577,8 @@ class RoomRelay:
         replies = await pipe.execute()
         at = 0
         for room in owned:
-            owner, counts = replies[at], replies[at + 6]
-            at += 7
+            owner, counts = replies[at], replies[at + 7]
+            at += 8
             if owner is None:  # Redis lost it (a restart): write it again
                 self.opened(room)
             remote = self._others(counts)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -25,7 +24,7 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
 from app.config import Settings
-from app.rooms import Room, RoomError, Rooms, normalise_code
+from app.rooms import Room, RoomError, RoomRecording, Rooms, normalise_code
 from app.security import origin_allowed
 from app.session import Session
 from app.uploads import TOKEN_HEADER, session_of  # the session's token, told to its websocket alone
@@ -34,18 +33,6 @@ __all__ = ["KEY_HEADER", "RoomRecording", "recording_notice", "receive_recording
 
 KEY_HEADER = "x-room-key"
 FORMAT = "shiftscope-recording"
-
-
-@dataclass(frozen=True)
-class RoomRecording:
-    """A recording file a room's teacher opened: its bytes as posted, and a fresh id per post."""
-
-    id: str
-    body: bytes
-    frames: int
-
-    def notice(self) -> dict[str, Any]:
-        return {"type": "room_recording", "id": self.id, "bytes": len(self.body), "frames": self.frames}
 
 
 def recording_notice(room: Room | None) -> dict[str, Any] | None:

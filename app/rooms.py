@@ -36,7 +36,7 @@ from app.config import Settings
 from app.runner import Outbox, encode
 from app.security import FailureThrottle
 
-__all__ = ["CODE_ALPHABET", "CODE_LENGTH", "Room", "RoomError", "RoomHistory", "Rooms"]
+__all__ = ["CODE_ALPHABET", "CODE_LENGTH", "Room", "RoomError", "RoomHistory", "RoomRecording", "Rooms"]
 
 # No 0/O, 1/I/L, 5/S or 2/Z pairs to misread off a projector: 27 symbols, 6 of them ~3.9e8 codes.
 CODE_ALPHABET = "346789ABCDEFGHJKMNPQRTUVWXY"
@@ -110,6 +110,19 @@ class RoomHistory:
         return self._message
 
 
+@dataclass(frozen=True)
+class RoomRecording:
+    """A recording file a room's teacher opened (app/room_recordings.py): its bytes as posted, and
+    a fresh id per post."""
+
+    id: str
+    body: bytes
+    frames: int
+
+    def notice(self) -> dict[str, Any]:
+        return {"type": "room_recording", "id": self.id, "bytes": len(self.body), "frames": self.frames}
+
+
 @dataclass(eq=False)
 class Room:
     code: str
@@ -138,9 +151,9 @@ class Room:
     mirror: bool = False
     seq: int = 0
     remote_viewers: int = 0  # viewers on other replicas
-    # A recording the teacher opened (app/room_recordings.RoomRecording): served to viewers over
-    # HTTP, held in this process's memory, dropped when the room closes.
-    recording: Any = None
+    # A recording the teacher opened (app/room_recordings.py): served to viewers over HTTP, held
+    # in this process's memory (and, across replicas, in Redis), dropped when the room closes.
+    recording: RoomRecording | None = None
 
     def publish(self, text: str, slot: str | None, keep: bool, kind: str | None = None) -> None:
         """A message of the teacher's run (any thread): recorded, then handed to every viewer."""

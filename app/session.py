@@ -195,6 +195,12 @@ class Session:
             self._leading = room
             self.outbox.put(room.summary("teacher") | {"key": key})
         elif isinstance(message, RoomRejoinMessage):
+            if rooms.relay is not None and rooms.get(message.code) is None:
+                rooms.join_blocked(self.client)
+                self._joining = asyncio.create_task(
+                    self._rejoin_elsewhere(rooms, normalise_code(message.code))
+                )
+                return
             room = rooms.check_key(message.code, message.key, self.client)
             if watching is not None:
                 rooms.leave(watching, self.outbox)
@@ -222,12 +228,7 @@ class Session:
                 rooms.join_blocked(self.client)
                 self._joining = asyncio.create_task(self._join_elsewhere(rooms, normalise_code(message.code)))
                 return
-            self._watching = rooms.join(message.code, self.outbox, self.client)
-            experiment = self._watching.experiment
-            if experiment is not None and experiment.live:
-                self.outbox.put(experiment.announcement())
-            if self._watching.recording is not None:  # opened in the room: app/room_recordings.py
-                self.outbox.put(self._watching.recording.notice())
+            self._joined(rooms.join(message.code, self.outbox, self.client))
         elif isinstance(message, LeaveMessage):
             if self._joining is not None and not self._joining.done():
                 self._cancel_join()
@@ -251,16 +252,40 @@ class Session:
                 self.outbox.tee = None
                 self.outbox.put({"type": "room_ended", "reason": "you ended the room"})
 
+    def _joined(self, room: Room) -> None:
+        """This connection now watches `room`: after its history, what else is live in it."""
+        self._watching = room
+        experiment = room.experiment
+        if experiment is not None and experiment.live:
+            self.outbox.put(experiment.announcement())
+        if room.recording is not None:  # opened in the room: app/room_recordings.py
+            self.outbox.put(room.recording.notice())
+
     async def _join_elsewhere(self, rooms: Rooms, code: str) -> None:
         """Join a room another replica owns (rooms across replicas, app/relay.py): its mirror here
         is synchronised first, then the join is the same as for a room of this replica's."""
         try:
             await rooms.relay.mirror(code)
-            self._watching = rooms.join(code, self.outbox, self.client)
+            self._joined(rooms.join(code, self.outbox, self.client))
         except RoomError as refusal:
             if refusal.code == "no_room":
                 rooms.join_refused(self.client)
             self.outbox.put(ProtocolError(refusal.code, refusal.message).to_wire())
+
+    async def _rejoin_elsewhere(self, rooms: Rooms, code: str) -> None:
+        """A teacher's rejoin that reached a replica other than the room's: a room only moves with
+        its run, so say where the fault is (the proxy's affinity) rather than "wrong key"."""
+        if await rooms.relay.owned_elsewhere(code):
+            refusal = RoomError(
+                "room_elsewhere",
+                f"room {code} is led from another server behind this address, and your browser "
+                "reached a different one: the proxy must keep each browser on one server (its "
+                "affinity cookie, docs/deploy.md); reload to try again",
+            )
+        else:
+            rooms.join_refused(self.client)
+            refusal = RoomError("bad_key", "that room code and control key do not match an open room")
+        self.outbox.put(ProtocolError(refusal.code, refusal.message).to_wire())
 
     def _cancel_join(self) -> None:
         if self._joining is not None:

@@ -45,11 +45,17 @@ def replicas(redis: RedisServer) -> Iterator[tuple[Replica, Replica]]:
         yield one, two
 
 
+TOKENS: dict[int, str] = {}  # id(connection) -> its session token (hello.upload.token)
+
+
 @contextmanager
 def _client(server: Replica) -> Iterator[ClientConnection]:
     with connect(server.ws, compression=None, max_size=None, open_timeout=10) as ws:
-        assert orjson.loads(ws.recv(timeout=10))["type"] == "hello"
+        hello = orjson.loads(ws.recv(timeout=10))
+        assert hello["type"] == "hello"
+        TOKENS[id(ws)] = hello["upload"]["token"]
         yield ws
+        TOKENS.pop(id(ws), None)
 
 
 def _open_room(ws: ClientConnection) -> str:
@@ -152,6 +158,50 @@ def test_viewers_joining_at_once_on_another_replica_share_one_mirror(
                 assert _until(viewer, lambda m: m["type"] == "room_left")["code"] == code
             assert _relay(two)["mirrored"] == {}
         _send(teacher, {"type": "room_close"})
+
+
+def test_a_teacher_who_reaches_another_replica_is_told_the_proxy_lost_affinity(
+    replicas: tuple[Replica, Replica],
+) -> None:
+    one, two = replicas
+    with _client(one) as teacher, _client(two) as lost:
+        _send(teacher, {"type": "room_open"})
+        room = _until(teacher, lambda m: m["type"] == "room")
+        _send(lost, {"type": "room_rejoin", "code": room["code"], "key": room["key"]})
+        error = _until(lost, lambda m: m["type"] == "error")
+        assert error["code"] == "room_elsewhere" and "affinity" in error["message"], error
+        _send(lost, {"type": "room_rejoin", "code": "QQQQQQ", "key": room["key"]})
+        assert _until(lost, lambda m: m["type"] == "error")["code"] == "bad_key"
+        _send(teacher, {"type": "room_close"})
+
+
+def test_a_recording_the_teacher_opens_reaches_viewers_on_another_replica(
+    replicas: tuple[Replica, Replica],
+) -> None:
+    one, two = replicas
+    with _client(one) as teacher, _client(two) as viewer:
+        _send(teacher, {"type": "room_open"})
+        room = _until(teacher, lambda m: m["type"] == "room")
+        code, path = room["code"], f"/api/rooms/{room['code']}/recording"
+        _join(viewer, code)
+        started = {"type": "started", "run_id": 1, "layers": ["layer1"], "config": {"depth": 1}}
+        frames = [{"type": "frame", "step": step, "layers": [{"name": "layer1"}]} for step in range(5)]
+        body = orjson.dumps(
+            {"format": "shiftscope-recording", "version": 1, "started": started, "frames": frames}
+        )
+        posted = httpx.post(f"{one.http}{path}", content=body, headers={"X-Room-Key": room["key"]})
+        assert posted.status_code == 200, posted.text
+        notice = _until(viewer, lambda m: m["type"] == "room_recording")
+        assert notice["id"] == posted.json()["id"] and notice["frames"] == 5
+        # The viewer's replica answers its GET from its own copy (taken from Redis once).
+        fetched = httpx.get(f"{two.http}{path}", headers={"X-Upload-Token": TOKENS[id(viewer)]})
+        assert fetched.status_code == 200 and fetched.content == body
+        # A late joiner on replica 2 is told after its history, as on the owner.
+        with _client(two) as late:
+            _join(late, code)
+            assert _until(late, lambda m: m["type"] == "room_recording")["id"] == notice["id"]
+        _send(teacher, {"type": "room_close"})
+        _until(viewer, lambda m: m["type"] == "room_ended")
 
 
 def test_a_code_no_replica_has_is_refused(replicas: tuple[Replica, Replica]) -> None:

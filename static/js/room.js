@@ -11,6 +11,7 @@ const STORED = "shiftscope-room"; // sessionStorage: the teacher's {code, key}, 
 const STATE_EVERY_MS = 300;       // how often the teacher's page state is compared and sent
 export const ROOM_ERRORS = new Set([
   "no_room", "room_locked", "room_full", "join_limited", "bad_key", "room_limit", "in_room", "not_teacher", "no_rooms",
+  "room_elsewhere",
 ]);
 
 export function roomCodeFromUrl(search = window.location.search) {
