@@ -27,6 +27,7 @@ import { isCompare, runOf } from "./charts/runs.js";
 import { ROOM_ERRORS, RoomClient } from "./room.js";
 import { ExperimentPanel } from "./experiment.js";
 import { fetchScript } from "./export.js";
+import { UploadPanel } from "./upload.js";
 import { download } from "./download.js";
 import { Recorder } from "./recorder.js";
 import { installImageButtons } from "./snapshot.js";
@@ -171,6 +172,16 @@ const sweepPanel = new SweepPanel({
 });
 const alerts = new Alerts(byId("alerts"));
 const socket = new Socket();
+// Your own data: a CSV into this connection's session; once loaded, the form trains on it.
+const upload = new UploadPanel(
+  {
+    box: byId("upload"), file: byId("upload-file"), pick: byId("btn-upload"), label: byId("upload-label"),
+    status: byId("upload-status"), error: byId("upload-error"), preview: byId("upload-preview"),
+    summary: byId("upload-summary"), scatter: byId("upload-scatter"),
+  },
+  { onLoaded: () => controls.setFields({ dataset: "upload" }, "dataset") },
+);
+socket.on("hello", (message) => upload.connected(message.upload));
 socket.acknowledgeFrames();
 const player = new Player(socket, { wire: (config) => wireConfig(boot.schema, config) });
 const buttons = { play: byId("btn-play"), pause: byId("btn-pause"), step: byId("btn-step"), reset: byId("btn-reset") };
@@ -418,7 +429,7 @@ sweepPanel.onSweep(({ lrs, steps }) => player.sweep(pageState.config, pageState.
 async function exportScript(run) {
   try {
     const config = wireConfig(boot.schema, pageState.config);
-    const { name, text } = await fetchScript(config, pageState.compareFields, run);
+    const { name, text } = await fetchScript(config, pageState.compareFields, run, upload.headers());
     download(name, text, "text/x-python");
   } catch (error) {
     alerts.show("error", "Could not export the script:", error.message);
