@@ -61,6 +61,7 @@ log = logging.getLogger("shiftscope.relay")
 PREFIX = "shiftscope:"
 PENDING_MAX = 4096  # messages waiting for Redis; past it the oldest go (mirrors re-sync on the gap)
 BATCH = 64  # messages per MULTI
+BUFFER_MAX = 2048  # live payloads a synchronising mirror holds; past it the oldest go (it re-syncs)
 BACKOFF_MIN_S, BACKOFF_MAX_S = 0.1, 2.0
 # A code not (yet) in Redis is looked up again this often: the owner writes a new room on its
 # publish task, milliseconds after the teacher is told the code. A wrong code costs ~1 s.
@@ -105,6 +106,7 @@ class Mirror:
     syncing: bool = True
     buffer: list[Payload] = field(default_factory=list)
     ended: str | None = None  # why the room could not be followed
+    task: asyncio.Task[None] | None = None  # the synchronisation in flight
 
 
 def _keys(code: str) -> tuple[str, str, str, str, str]:
@@ -136,6 +138,7 @@ class RoomRelay:
         self._pending: deque[tuple[Room, str, str, str | None, bool]] = deque(maxlen=PENDING_MAX)
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._background: set[asyncio.Task[None]] = set()  # held: the loop keeps weak references
         self._mirrors: dict[str, Mirror] = {}
         self._pubsub: Any = None
         self._subscribed: dict[str, asyncio.Event] = {}
@@ -148,7 +151,11 @@ class RoomRelay:
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self.redis = aioredis.Redis.from_url(
-            self.url, decode_responses=True, socket_connect_timeout=2.0, socket_timeout=5.0
+            self.url,
+            decode_responses=True,
+            socket_connect_timeout=2.0,
+            socket_timeout=5.0,
+            health_check_interval=10,  # the pub/sub connection PINGs when idle: a dead link shows
         )
         self._tasks = [
             asyncio.create_task(self._publish_loop(), name="relay-publish"),
@@ -158,9 +165,9 @@ class RoomRelay:
 
     async def stop(self) -> None:
         """Shut down: rooms this replica owns end for every viewer elsewhere now, not at expiry."""
-        for task in self._tasks:
+        for task in [*self._tasks, *self._background]:
             task.cancel()
-        for task in self._tasks:
+        for task in [*self._tasks, *self._background]:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         if self.redis is not None:
@@ -215,6 +222,19 @@ class RoomRelay:
 
     def closed(self, room: Room) -> None:
         self._enqueue(room, "close", "", None, False)
+
+    def _spawn(self, work: Any) -> asyncio.Task[None]:
+        """A background task of the relay's, held until it ends; a failure is logged."""
+        task = asyncio.create_task(work)
+        self._background.add(task)
+
+        def done(task: asyncio.Task[None]) -> None:
+            self._background.discard(task)
+            if not task.cancelled() and task.exception() is not None:
+                log.warning("relay: %s failed: %r", task.get_coro(), task.exception())
+
+        task.add_done_callback(done)
+        return task
 
     def _enqueue(self, room: Room, kind: str, text: str, slot: str | None, keep: bool) -> None:
         self._pending.append((room, kind, text, slot, keep))
@@ -320,7 +340,7 @@ class RoomRelay:
             mirror = Mirror(Room(code, b"", "", RoomHistory(self.rooms.history_frames), mirror=True))
             self._mirrors[code] = mirror
             self.rooms.add_mirror(mirror.room)
-            asyncio.create_task(self._sync(mirror, first=True))
+            mirror.task = self._spawn(self._sync(mirror, first=True))
         await mirror.synced.wait()
         if mirror.ended is not None:
             raise RoomError("no_room", mirror.ended)
@@ -336,9 +356,10 @@ class RoomRelay:
         channel = _keys(room.code)[4]
         self._subscribed.pop(channel, None)
         pubsub = self._pubsub
+        if mirror.task is not None:
+            mirror.task.cancel()
         if pubsub is not None:
-            task = asyncio.create_task(pubsub.unsubscribe(channel))
-            task.add_done_callback(lambda t: t.cancelled() or t.exception())
+            self._spawn(pubsub.unsubscribe(channel))
 
     async def _subscribe(self, code: str) -> None:
         """Subscribe on the current connection and wait for Redis to confirm it."""
@@ -369,7 +390,10 @@ class RoomRelay:
                 if first:
                     self._end_mirror(mirror, f"the room service failed ({exc}); try again")
                     return
-                return  # the reader reconnects and syncs again
+                if not self.connected:
+                    return  # the reader syncs every mirror again once it is back
+                await asyncio.sleep(self.ttl_s / 3)  # Redis answers, this did not: again
+                continue
             if snapshot is not None:
                 break
             if time.monotonic() > deadline or first:
@@ -436,22 +460,31 @@ class RoomRelay:
             viewer.put_text(history.message())
         notice = meta.get("recording")
         if notice is not None and (room.recording is None or room.recording.id != orjson.loads(notice)["id"]):
-            asyncio.create_task(self._fetch_recording(mirror, notice))
+            self._spawn(self._fetch_recording(mirror, notice))
         buffered, mirror.buffer, mirror.syncing = mirror.buffer, [], False
         mirror.synced.set()
         for payload in buffered:
             self._receive(mirror, payload)
 
+    def _resync(self, mirror: Mirror) -> None:
+        """Synchronise `mirror` from a fresh snapshot, replacing any synchronisation in flight."""
+        if mirror.task is not None:
+            mirror.task.cancel()
+        mirror.syncing = True
+        mirror.task = self._spawn(self._sync(mirror))
+
     def _receive(self, mirror: Mirror, payload: Payload) -> None:
         if mirror.syncing:
             mirror.buffer.append(payload)
+            if len(mirror.buffer) > BUFFER_MAX:  # the snapshot covers them, or the gap re-syncs
+                del mirror.buffer[: BUFFER_MAX // 2]
             return
         room = mirror.room
         if payload.seq <= room.seq:
             return  # the snapshot covered it
         if payload.seq > room.seq + 1:  # something was lost: start again from a snapshot
-            mirror.syncing, mirror.buffer = True, [payload]
-            asyncio.create_task(self._sync(mirror))
+            self._resync(mirror)
+            mirror.buffer.append(payload)
             return
         room.seq = payload.seq
         if payload.kind != "say":
@@ -460,7 +493,7 @@ class RoomRelay:
         message = orjson.loads(payload.text)
         kind = message.get("type")
         if kind == "room_recording":  # viewers are told once it is here to fetch
-            asyncio.create_task(self._fetch_recording(mirror, payload.text))
+            self._spawn(self._fetch_recording(mirror, payload.text))
             return
         if kind == "room_state":
             room.state = orjson.dumps(message["state"]).decode()
@@ -520,9 +553,9 @@ class RoomRelay:
                             backoff = BACKOFF_MIN_S
                             self.connected_since = time.monotonic()
                             for mirror in list(self._mirrors.values()):  # resubscribe, re-sync
-                                if not mirror.synced.is_set() and mirror.syncing:
+                                if not mirror.synced.is_set():
                                     continue  # a first sync in flight does its own
-                                asyncio.create_task(self._sync(mirror))
+                                self._resync(mirror)
                     elif message["type"] == "message":
                         followed = self._mirrors.get(channel.removeprefix(f"{PREFIX}room:"))
                         if followed is not None:

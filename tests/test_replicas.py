@@ -5,6 +5,7 @@ replica 1 killed, viewers are told; no Redis, rooms stay in their process as bef
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -15,6 +16,9 @@ import orjson
 import pytest
 from websockets.sync.client import ClientConnection, connect
 
+from app.relay import Mirror, Payload, RoomRelay
+from app.rooms import Room, RoomHistory, Rooms
+from app.runner import Outbox
 from tests.replicas import RedisServer, Replica, redis_server, replica
 from tests.test_web import SMALL, _send, _until
 
@@ -262,3 +266,40 @@ def test_without_redis_rooms_stay_in_their_process() -> None:
             code = _open_room(teacher)
             _send(viewer, {"type": "join", "code": code})
             assert _until(viewer, lambda m: m["type"] == "error")["code"] == "no_room"
+
+
+def test_a_payload_round_trips_and_a_mirror_drops_what_its_snapshot_covers_and_resyncs_on_a_gap() -> None:
+    """The relay's sequence logic without Redis: a snapshot at seq 5, then live payloads (kept
+    frames, which a viewer's outbox queues in order rather than keeping the newest)."""
+    for slot in (None, "", "A"):
+        payload = Payload(7, "frame", slot, True, '{"type":"frame","note":"two words"}')
+        assert Payload.decode(payload.encode()) == payload
+
+    async def scenario() -> tuple[list[int], int]:
+        rooms = Rooms(20, 2, 300, 240, 60.0, 3600.0, 10, 10.0)
+        relay = RoomRelay("redis://unused", rooms)
+        syncs: list[Mirror] = []
+
+        async def sync(mirror: Mirror, first: bool = False) -> None:
+            syncs.append(mirror)
+
+        relay._sync = sync  # type: ignore[method-assign]
+        viewer = Outbox(lambda: None)
+        mirror = Mirror(Room("K7P3QX", b"", "", RoomHistory(240), mirror=True))
+        mirror.room.viewers[id(viewer)] = viewer
+        frame = '{{"type":"frame","step":{}}}'
+        started = '{"type":"started","run_id":1}'
+        for seq in (4, 5, 6):  # live payloads while the snapshot is read
+            relay._receive(mirror, Payload(seq, "frame", "", True, frame.format(seq)))
+        meta = {"owner": "one", "seq": "5", "started": Payload(1, "started", None, False, started).encode()}
+        snapshot = {"meta": meta, "results": [], "frames": [], "counts": {}}
+        relay._apply_snapshot(mirror, snapshot)  # 4 and 5 are in it; 6 is applied
+        relay._receive(mirror, Payload(6, "frame", "", True, frame.format(6)))  # a repeat: dropped
+        relay._receive(mirror, Payload(7, "frame", "", True, frame.format(7)))
+        relay._receive(mirror, Payload(9, "frame", "", True, frame.format(9)))  # 8 was lost
+        await asyncio.sleep(0)  # the re-sync task runs
+        steps = [orjson.loads(text)["step"] for text in viewer.take() if text.startswith('{"type":"frame"')]
+        return steps, len(syncs)
+
+    steps, syncs = asyncio.run(scenario())
+    assert steps == [6, 7] and syncs == 1
