@@ -62,11 +62,12 @@ def _client(server: Replica) -> Iterator[ClientConnection]:
         TOKENS.pop(id(ws), None)
 
 
-def _open_room(ws: ClientConnection) -> str:
+def _open_room(ws: ClientConnection) -> dict[str, Any]:
+    """The teacher's `room` answer: its code and control key."""
     _send(ws, {"type": "room_open"})
     room = _until(ws, lambda m: m["type"] in ("room", "error"))
     assert room["type"] == "room" and room["role"] == "teacher", room
-    return str(room["code"])
+    return room
 
 
 def _join(ws: ClientConnection, code: str) -> list[dict[str, Any]]:
@@ -95,7 +96,7 @@ def test_a_viewer_on_another_replica_follows_the_room_and_a_late_joiner_gets_his
 ) -> None:
     one, two = replicas
     with _client(one) as teacher, _client(one) as early:
-        code = _open_room(teacher)
+        code = _open_room(teacher)["code"]
         assert _join(early, code) == []
         _send(teacher, {"type": "start", "config": PACED})
         _frame_steps(early, 40)  # a viewer on the owner, from step 0
@@ -144,7 +145,7 @@ def test_viewers_joining_at_once_on_another_replica_share_one_mirror(
 ) -> None:
     one, two = replicas
     with _client(one) as teacher, ExitStack() as stack:
-        code = _open_room(teacher)
+        code = _open_room(teacher)["code"]
         _send(teacher, {"type": "start", "config": PACED})
         _until(teacher, lambda m: m["type"] == "frame")
         for round in range(2):  # the second class meets a mirror the first one left
@@ -169,8 +170,7 @@ def test_a_teacher_who_reaches_another_replica_is_told_the_proxy_lost_affinity(
 ) -> None:
     one, two = replicas
     with _client(one) as teacher, _client(two) as lost:
-        _send(teacher, {"type": "room_open"})
-        room = _until(teacher, lambda m: m["type"] == "room")
+        room = _open_room(teacher)
         _send(lost, {"type": "room_rejoin", "code": room["code"], "key": room["key"]})
         error = _until(lost, lambda m: m["type"] == "error")
         assert error["code"] == "room_elsewhere" and "affinity" in error["message"], error
@@ -184,8 +184,7 @@ def test_a_recording_the_teacher_opens_reaches_viewers_on_another_replica(
 ) -> None:
     one, two = replicas
     with _client(one) as teacher, _client(two) as viewer:
-        _send(teacher, {"type": "room_open"})
-        room = _until(teacher, lambda m: m["type"] == "room")
+        room = _open_room(teacher)
         code, path = room["code"], f"/api/rooms/{room['code']}/recording"
         _join(viewer, code)
         started = {"type": "started", "run_id": 1, "layers": ["layer1"], "config": {"depth": 1}}
@@ -221,7 +220,7 @@ def test_viewers_resume_after_redis_restarts_mid_room(
 ) -> None:
     one, two = replicas
     with _client(one) as teacher, _client(two) as viewer:
-        code = _open_room(teacher)
+        code = _open_room(teacher)["code"]
         _send(teacher, {"type": "start", "config": PACED})
         _until(teacher, lambda m: m["type"] == "frame" and m["step"] >= 20)
         _join(viewer, code)
@@ -246,7 +245,7 @@ def test_viewers_elsewhere_are_told_when_the_owner_replica_is_killed(redis: Redi
     settings = SETTINGS | {"redis_url": redis.url}
     with replica(settings | {"replica_name": "doomed"}) as owner, replica(settings) as other:
         with _client(owner) as teacher, _client(other) as viewer:
-            code = _open_room(teacher)
+            code = _open_room(teacher)["code"]
             _send(teacher, {"type": "start", "config": PACED})
             _join(viewer, code)
             _frame_steps(viewer, 10)
@@ -263,7 +262,7 @@ def test_without_redis_rooms_stay_in_their_process() -> None:
     with replica(SETTINGS) as one, replica(SETTINGS) as two:
         assert httpx.get(f"{one.http}/api/stats").json()["relay"] is None
         with _client(one) as teacher, _client(two) as viewer:
-            code = _open_room(teacher)
+            code = _open_room(teacher)["code"]
             _send(viewer, {"type": "join", "code": code})
             assert _until(viewer, lambda m: m["type"] == "error")["code"] == "no_room"
 

@@ -102,7 +102,7 @@ def test_run_pauses_steps_one_interval_resumes_and_stops() -> None:
 def test_a_failing_run_reports_failed_and_frees_its_thread(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     import app.runner
 
-    def broken(spec: RunSpec) -> None:
+    def broken(spec: RunSpec, *data: object) -> None:  # Trainer(spec, table)
         raise MemoryError("no room for this network")
 
     monkeypatch.setattr(app.runner, "Trainer", broken)

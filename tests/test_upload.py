@@ -26,6 +26,7 @@ from app.export import export_script, script_name
 from app.spec import RunSpec
 from app.training import Trainer
 from tests.conftest import LiveServer
+from tests.test_web import _until as web_until
 
 LIMITS = TableLimits()
 SMALL = {"depth": 2, "width": 16, "steps": 30, "emit_every": 5, "eval_every": 10, "bins": 16, "device": "cpu"}
@@ -237,13 +238,7 @@ def _send(ws: ClientConnection, message: dict[str, Any]) -> None:
 def _until(
     ws: ClientConnection, predicate: Callable[[dict[str, Any]], bool], timeout: float = 60
 ) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        remaining = deadline - time.monotonic()
-        assert remaining > 0, "the expected message did not come"
-        message = orjson.loads(ws.recv(timeout=remaining))
-        if predicate(message):
-            return message
+    return web_until(ws, predicate, timeout)  # a training run here may take a minute
 
 
 def _upload(server: LiveServer, token: str, data: bytes, **params: str) -> httpx.Response:
