@@ -290,6 +290,13 @@ class RoomRelay:
                 base, mapping={"state": room.state, "locked": int(room.locked), "present": int(room.present)}
             )
         pipe.hset(base, "seq", room.seq)
+        # Written keys always carry a TTL: after a Redis restart they are written again before
+        # the heartbeat has re-registered the room, and a replica that dies then leaves nothing.
+        pipe.expire(base, self._ttl())
+        if kind in ("frame", "started"):
+            pipe.expire(log_key, self._ttl())
+        elif kind == "sweep_result":
+            pipe.expire(results, self._ttl())
         pipe.publish(channel, payload)
 
     def _register(self, pipe: Any, room: Room) -> None:

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import pytest
 
@@ -55,6 +55,12 @@ class RedisServer:
             self.process.kill()
             self.process.wait(timeout=10)
             self.process = None
+
+    def client(self) -> Any:
+        """A redis-py client of this server (for looking at its keys)."""
+        import redis
+
+        return redis.Redis(port=self.port, decode_responses=True)
 
     def answers(self) -> bool:
         import redis

@@ -237,6 +237,9 @@ def test_viewers_resume_after_redis_restarts_mid_room(
         assert after > before
         relay = _relay(two)
         assert relay["connected"] and relay["reconnects"] == reconnects + 1 and relay["resyncs"] >= 1
+        # Everything written again carries a TTL: a replica lost now would leave nothing behind.
+        keys = redis.client().keys(f"shiftscope:room:{code}*")
+        assert keys and all(redis.client().ttl(key) > 0 for key in keys), keys
         _send(teacher, {"type": "room_close"})
         assert _until(viewer, lambda m: m["type"] == "room_ended")["reason"] == "the teacher ended the room"
 
