@@ -13,14 +13,15 @@ from dataclasses import dataclass, replace
 
 from app.datasets.classification import SYNTHETIC_POINTS, TEST_FRACTION
 from app.datasets.sequences import TEST_ROWS as SEQUENCE_TEST_ROWS
+from app.datasets.upload import Table
 from app.evaluation import GENERATION_ROWS
 from app.instruments import LANDSCAPE_MULTIPLIERS
+from app.nets.cnn import IMAGE_PIXELS  # the CNN's maps: an upper bound on positions per channel
 from app.spec import RunSpec
 
 # (input features, classes) of each dataset
 DATASET_SHAPES = {"digits": (64, 10)}
 TOY_SHAPE = (2, 2)
-DIGIT_PIXELS = 64  # the CNN's 8x8 maps: an upper bound on positions per channel
 DIGITS_ROWS = 1797
 # One layer called on one batch costs at least this many FLOP-equivalents, whatever its size:
 # Python and kernel-launch overhead. Measured: a 24 x 512 net tested in batches of 1 takes
@@ -52,6 +53,10 @@ class DataShape:
     @property
     def test_rows(self) -> int:
         return int(self.rows * TEST_FRACTION)
+
+    @classmethod
+    def of(cls, table: Table | None) -> DataShape | None:
+        return None if table is None else cls(table.features, table.classes, table.rows)
 
 
 @dataclass(frozen=True)
@@ -162,12 +167,12 @@ def _cnn(spec: RunSpec, data: DataShape | None) -> _Shape:
     classes = upload.classes if upload is not None else 10
     channels = [1] + [spec.width] * spec.depth
     kernels = sum(9 * a * b for a, b in zip(channels, channels[1:], strict=False))
-    head = spec.width * DIGIT_PIXELS * classes
+    head = spec.width * IMAGE_PIXELS * classes
     return _Shape(
         parameters=kernels + spec.width * spec.depth * 3 + head + classes,
-        activation_values=spec.batch_size * spec.width * DIGIT_PIXELS * spec.depth,
+        activation_values=spec.batch_size * spec.width * IMAGE_PIXELS * spec.depth,
         sizes="batch_size x width (channels) x 64 pixels x depth",
-        example_macs=kernels * DIGIT_PIXELS + head,
+        example_macs=kernels * IMAGE_PIXELS + head,
         weight_layers=spec.depth + 1,
         test_rows=upload.test_rows if upload is not None else _test_rows("digits"),
     )

@@ -24,6 +24,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from app import __version__
+from app.bodies import read_bounded
 from app.config import Settings
 from app.export import export_script, script_name
 from app.lessons import LESSONS
@@ -42,7 +43,7 @@ from app.security import (
     origin_allowed,
     token_valid,
 )
-from app.session import Session
+from app.session import Session, table_for
 from app.uploads import TOKEN_HEADER, receive_upload, session_of, upload_hello
 from app.workers import WorkerPool
 
@@ -176,14 +177,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             spec = (second if which == "B" and second is not None else first).to_spec()
             # A run on uploaded data embeds the session's standardised table (X-Upload-Token).
             session = session_of(app.state.sessions, request.headers.get(TOKEN_HEADER))
-            table = session.table if session is not None else None
-            if spec.dataset == "upload" and spec.arch != "transformer" and table is None:
-                message = "dataset upload: no uploaded data for this page's connection to put in the script"
-                raise ProtocolError("invalid_config", message, [{"field": "dataset", "message": message}])
+            table = table_for(spec, session.table if session is not None else None)
         except ProtocolError as exc:
             status_code = 413 if exc.code == "too_large" else 422
             return JSONResponse(exc.to_wire(), status_code=status_code)
-        text = await asyncio.to_thread(export_script, spec, table if spec.dataset == "upload" else None)
+        text = await asyncio.to_thread(export_script, spec, table)
         disposition = f'attachment; filename="{script_name(spec)}"'
         return Response(
             text, media_type="text/x-python; charset=utf-8", headers={"Content-Disposition": disposition}
@@ -293,13 +291,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 async def _bounded_json(request: Request, limit: int) -> dict[str, Any]:
     """A request's JSON object body, read no further than `limit` bytes."""
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise ProtocolError("too_large", f"the body is larger than {limit} bytes")
+    body = await read_bounded(request, limit)
+    if body is None:
+        raise ProtocolError("too_large", f"the body is larger than {limit} bytes")
     try:
-        raw = orjson.loads(bytes(body))
+        raw = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise ProtocolError("bad_json", f"the body is not valid JSON: {exc}") from None
     if not isinstance(raw, dict):

@@ -17,28 +17,22 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import Iterable
-from typing import Any
 
 import orjson
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
+from app.bodies import http_error, read_bounded
 from app.config import Settings
-from app.rooms import Room, RoomError, RoomRecording, Rooms, normalise_code
+from app.rooms import RoomError, RoomRecording, Rooms, normalise_code
 from app.security import origin_allowed
 from app.session import Session
 from app.uploads import TOKEN_HEADER, session_of  # the session's token, told to its websocket alone
 
-__all__ = ["KEY_HEADER", "RoomRecording", "recording_notice", "receive_recording", "send_recording"]
+__all__ = ["KEY_HEADER", "RoomRecording", "receive_recording", "send_recording"]
 
 KEY_HEADER = "x-room-key"
 FORMAT = "shiftscope-recording"
-
-
-def recording_notice(room: Room | None) -> dict[str, Any] | None:
-    """The `room_recording` message of the room's recording, for a viewer who joins (or None)."""
-    recording = getattr(room, "recording", None)
-    return recording.notice() if recording is not None else None
 
 
 def _frame_count(body: bytes) -> int:
@@ -57,39 +51,30 @@ def _frame_count(body: bytes) -> int:
     return len(frames)
 
 
-def _refusal(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"type": "error", "code": code, "message": message}, status_code=status)
-
-
 async def receive_recording(request: Request, code: str, rooms: Rooms | None, settings: Settings) -> Response:
     """The teacher's recording into room `code` (needs its control key), announced to viewers."""
     limit = settings.room_recording_max_bytes
     if rooms is None or limit <= 0:
-        return _refusal(404, "no_rooms", "this server does not share recordings in rooms")
+        return http_error(404, "no_rooms", "this server does not share recordings in rooms")
     headers = request.headers
     if not origin_allowed(headers.get("origin"), headers.get("host"), settings.allowed_origins):
-        return _refusal(403, "origin", "recordings are taken from this server's own page only")
+        return http_error(403, "origin", "recordings are taken from this server's own page only")
     client = request.client.host if request.client else "unknown"
     try:
         room = rooms.check_key(code, headers.get(KEY_HEADER, ""), client)
     except RoomError as refusal:
-        return _refusal(429 if refusal.code == "join_limited" else 403, refusal.code, refusal.message)
-    too_large = f"the recording is larger than {limit:,} bytes (SHIFTSCOPE_ROOM_RECORDING_MAX_BYTES)"
-    declared = headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        return _refusal(413, "too_large", too_large)
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:  # never buffered past the limit
-            return _refusal(413, "too_large", too_large)
+        return http_error(429 if refusal.code == "join_limited" else 403, refusal.code, refusal.message)
+    body = await read_bounded(request, limit)
+    if body is None:
+        too_large = f"the recording is larger than {limit:,} bytes (SHIFTSCOPE_ROOM_RECORDING_MAX_BYTES)"
+        return http_error(413, "too_large", too_large)
     try:
-        frames = await asyncio.to_thread(_frame_count, bytes(body))  # ~18 MB of JSON: off the loop
+        frames = await asyncio.to_thread(_frame_count, body)  # ~18 MB of JSON: off the loop
     except ValueError as refusal:
-        return _refusal(422, "invalid_recording", str(refusal))
+        return http_error(422, "invalid_recording", str(refusal))
     if not rooms.is_open(room):  # ended while the body came
-        return _refusal(404, "no_room", "the room has ended")
-    recording = RoomRecording(secrets.token_urlsafe(12), bytes(body), frames)
+        return http_error(404, "no_room", "the room has ended")
+    recording = RoomRecording(secrets.token_urlsafe(12), body, frames)
     room.recording = recording
     room.say(recording.notice())
     return JSONResponse({"id": recording.id, "bytes": len(recording.body), "frames": frames})
@@ -100,12 +85,12 @@ def send_recording(request: Request, code: str, sessions: Iterable[Session]) -> 
     session = session_of(sessions, request.headers.get(TOKEN_HEADER))
     room = (session.watching or session.leading) if session is not None else None
     if room is None or room.code != normalise_code(code):
-        return _refusal(
+        return http_error(
             403, "not_in_room", "only a page watching or leading the room may fetch its recording"
         )
-    recording = getattr(room, "recording", None)
+    recording = room.recording
     if recording is None:
-        return _refusal(404, "no_recording", "the room has no recording open")
+        return http_error(404, "no_recording", "the room has no recording open")
     return Response(
         recording.body,
         media_type="application/json",

@@ -13,6 +13,7 @@ from app.budget import DataShape, RunCost, floor_load
 from app.config import Settings
 from app.datasets.upload import Table
 from app.experiments import Experiment, ExperimentRefusal, Student
+from app.nets.cnn import IMAGE_PIXELS
 from app.rooms import Room, RoomError, Rooms, normalise_code
 from app.runner import Outbox
 from app.schemas import (
@@ -379,10 +380,10 @@ class Session:
                     "device cuda is not available on this server",
                     [{"field": "device", "message": "device must be auto or cpu here: torch sees no GPU"}],
                 )
-        table = self._table_for(spec, "")
+        table = table_for(spec, self.table)
         if twin is not None:
-            table = self._table_for(twin, "compare.") or table
-        shape = DataShape(table.features, table.classes, table.rows) if table is not None else None
+            table = table_for(twin, self.table, "compare.") or table
+        shape = DataShape.of(table)
         if isinstance(message, SweepMessage):
             sweep = (tuple(message.lrs), message.steps)
             short_twin = replace(twin, steps=message.steps) if twin is not None else None
@@ -391,25 +392,6 @@ class Session:
             return Job(spec, twin, sweep, table)
         check_budget(spec, self.settings, twin=twin, data=shape)
         return Job(spec, twin, None, table)
-
-    def _table_for(self, spec: RunSpec, prefix: str) -> Table | None:
-        """The session's table when `spec` trains on it; refuses a run that cannot."""
-        if spec.dataset != "upload" or spec.arch == "transformer":
-            return None
-        field = f"{prefix}dataset"
-        if self.table is None:
-            message = (
-                "dataset upload: this session has no uploaded data; upload a CSV first "
-                "(it is kept per connection)"
-            )
-            raise ProtocolError("invalid_config", message, [{"field": field, "message": message}])
-        if spec.arch == "cnn" and self.table.features != CNN_PIXELS:
-            message = (
-                f"arch=cnn reads 8x8 images: dataset upload has {self.table.features} features, "
-                f"it needs {CNN_PIXELS} (or train it with arch mlp or resmlp)"
-            )
-            raise ProtocolError("invalid_config", message, [{"field": field, "message": message}])
-        return self.table
 
     async def _start(self, job: Job) -> None:
         run_id = next(self._run_ids)
@@ -429,7 +411,7 @@ class Session:
             self.settings.floor_steps_per_s,
             twin=job.twin,
             sweep_steps=job.sweep[1] if job.sweep else None,
-            data=DataShape(job.table.features, job.table.classes, job.table.rows) if job.table else None,
+            data=DataShape.of(job.table),
         )
         try:
             worker = await self.pool.acquire(lambda place, warming: self._queued(place, warming, load), load)
@@ -504,7 +486,26 @@ class Session:
             run.stop()
 
 
-CNN_PIXELS = 64  # the CNN reads 8x8 images: an uploaded table must have 64 features
+def table_for(spec: RunSpec, table: Table | None, prefix: str = "") -> Table | None:
+    """The uploaded `table` when `spec` trains on it (None for other data); refuses, naming
+    `<prefix>dataset`, a run on dataset upload without a table or one the CNN cannot read."""
+    if spec.dataset != "upload" or spec.arch == "transformer":
+        return None
+    field = f"{prefix}dataset"
+    if table is None:
+        message = (
+            "dataset upload: this session has no uploaded data; upload a CSV first (it is kept per "
+            "connection)"
+        )
+        raise ProtocolError("invalid_config", message, [{"field": field, "message": message}])
+    if spec.arch == "cnn" and table.features != IMAGE_PIXELS:
+        message = (
+            f"arch=cnn reads 8x8 images: dataset upload has {table.features} features, "
+            f"it needs {IMAGE_PIXELS} (or train it with arch mlp or resmlp)"
+        )
+        raise ProtocolError("invalid_config", message, [{"field": field, "message": message}])
+    return table
+
 
 # What a student in a class experiment may do to their own run (its start comes from the experiment).
 OWN_RUN = StartMessage | PauseMessage | ResumeMessage | StepMessage | StopMessage

@@ -22,9 +22,11 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from app.allocator import release_freed_memory
+from app.bodies import http_error, read_bounded
 from app.config import Settings
 from app.datasets.classification import TEST_FRACTION
 from app.datasets.upload import Table, TableError, TableLimits, parse_table
+from app.nets.cnn import IMAGE_PIXELS
 from app.security import origin_allowed
 from app.session import Session
 
@@ -69,56 +71,45 @@ def session_of(sessions: Iterable[Session], token: str | None) -> Session | None
     return found
 
 
-def _refusal(
-    status: int, code: str, message: str, errors: list[dict[str, Any]] | None = None
-) -> JSONResponse:
-    body = {"type": "error", "code": code, "message": message, "errors": errors or []}
-    return JSONResponse(body, status_code=status)
-
-
 async def receive_upload(
     request: Request, sessions: set[Session], settings: Settings, parsers: asyncio.Semaphore
 ) -> JSONResponse:
     """Read, parse and attach one CSV; the answer is the table's preview or a structured error."""
     headers = request.headers
     if not origin_allowed(headers.get("origin"), headers.get("host"), settings.allowed_origins):
-        return _refusal(403, "origin", "uploads are taken from this server's own page only")
+        return http_error(403, "origin", "uploads are taken from this server's own page only")
     session = session_of(sessions, request.headers.get(TOKEN_HEADER))
     if session is None:
-        return _refusal(
+        return http_error(
             403, "no_session", "the upload token names no open connection: reload the page and upload again"
         )
-    limit = settings.upload_max_bytes
-    too_large = f"the file is larger than {limit:,} bytes (SHIFTSCOPE_UPLOAD_MAX_BYTES)"
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        return _refusal(413, "too_large", too_large, [_file_error("too_large", too_large)])
     if session.uploading:
-        return _refusal(409, "upload_in_progress", "this page is uploading a file already: wait for it")
+        return http_error(409, "upload_in_progress", "this page is uploading a file already: wait for it")
     session.uploading = True
     try:
-        body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > limit:  # never buffered past the limit
-                return _refusal(413, "too_large", too_large, [_file_error("too_large", too_large)])
+        body = await read_bounded(request, settings.upload_max_bytes)
+        if body is None:
+            too_large = (
+                f"the file is larger than {settings.upload_max_bytes:,} bytes (SHIFTSCOPE_UPLOAD_MAX_BYTES)"
+            )
+            return http_error(413, "too_large", too_large, [_file_error("too_large", too_large)])
         label = request.query_params.get("label") or None
         limits = upload_limits(settings)
         async with parsers:
             try:
-                table = await asyncio.to_thread(parse_table, bytes(body), limits, label)
+                table = await asyncio.to_thread(parse_table, body, limits, label)
             except TableError as refusal:
-                return _refusal(422, "invalid_csv", str(refusal), [refusal.to_wire()])
+                return http_error(422, "invalid_csv", str(refusal), [refusal.to_wire()])
             finally:
                 del body
                 await asyncio.to_thread(release_freed_memory)  # a parse's temporaries go back to the OS
         if session not in sessions:
             closed = "the connection closed while the file was read: nothing was kept"
-            return _refusal(410, "session_closed", closed)
+            return http_error(410, "session_closed", closed)
         others = (other.table for other in sessions if other is not session)
         held = sum(other.nbytes for other in others if other is not None)
         if settings.upload_max_total_bytes and held + table.nbytes > settings.upload_max_total_bytes:
-            return _refusal(
+            return http_error(
                 503,
                 "uploads_full",
                 "the server holds as much uploaded data as it may (SHIFTSCOPE_UPLOAD_MAX_TOTAL_BYTES): "
@@ -158,7 +149,7 @@ def dataset_preview(table: Table) -> dict[str, Any]:
         "class_names": list(table.class_names),
         "class_counts": [int(c) for c in counts],
         "bytes": table.nbytes,
-        "cnn": table.features == 64,  # 8x8 images: the CNN may train on it
+        "cnn": table.features == IMAGE_PIXELS,  # 8x8 images: the CNN may train on it
         "scatter": None,
     }
     if table.features == 2:

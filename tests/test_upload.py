@@ -382,6 +382,11 @@ def test_the_export_embeds_the_sessions_table_or_refuses_by_field(live_server: L
             and "UPLOAD_ROWS, UPLOAD_FEATURES, UPLOAD_CLASSES = 100, 2, 3" in script.text
         )
         compile(script.text, "exported.py", "exec")
+        # The CNN reads 8x8 images: a two-feature table is refused for it, as a start is.
+        cnn = httpx.post(
+            url, json={"config": {**config, "arch": "cnn"}}, headers={"X-Upload-Token": upload["token"]}
+        )
+        assert cnn.status_code == 422 and "needs 64" in cnn.json()["message"], cnn.text
 
 
 def test_a_class_experiment_on_uploaded_data_is_refused_by_field(live_server: LiveServer) -> None:

@@ -16,9 +16,10 @@ from torch import nn
 from app.nets.layers import NormedLayer, Tap, initialised, normed_layers, resample_noise
 from app.spec import RunSpec
 
-__all__ = ["CNN", "build_cnn", "channel_groups"]
+__all__ = ["CNN", "IMAGE_PIXELS", "build_cnn", "channel_groups"]
 
 IMAGE_SIDE = 8  # the digits are 8x8 grey images, flattened to 64 features
+IMAGE_PIXELS = IMAGE_SIDE * IMAGE_SIDE  # what the CNN reads: an uploaded table needs this many features
 KERNEL = 3
 POOL_AFTER = 2  # the max-pool follows this conv layer (8x8 -> 4x4), when the net is that deep
 TAP_GROUPS = 4  # each conv layer is probed as this many channel groups
